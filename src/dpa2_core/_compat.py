@@ -1,0 +1,75 @@
+"""The one place that knows about array namespaces and devices."""
+
+from __future__ import annotations
+
+import sys
+from typing import Any
+
+import array_api_compat
+import numpy as np
+
+Array = Any
+
+
+def namespace(*arrays: Array) -> Any:
+    """The array-API namespace of ``arrays`` (numpy, torch, jax, array-api-strict...)."""
+    return array_api_compat.array_namespace(*arrays)
+
+
+def device(x: Array) -> Any:
+    return array_api_compat.device(x)
+
+
+def dtype_of(xp: Any, name: str) -> Any:
+    """The ``xp`` dtype called ``name`` (``"float64"``, ``"float32"``, ...)."""
+    return getattr(xp, name)
+
+
+def to_numpy(x: Array) -> np.ndarray:
+    """Copy any array to host numpy (for I/O and tests; never inside the math)."""
+    if hasattr(x, "detach"):
+        x = x.detach().cpu()
+    if hasattr(x, "__dlpack__") and not isinstance(x, np.ndarray):
+        try:
+            return np.from_dlpack(x).copy()
+        except (TypeError, RuntimeError, BufferError):
+            pass
+    return np.asarray(x)
+
+
+def asarray_like(xp: Any, value: Any, like: Array, dtype: Any = None) -> Array:
+    """A constant array on the device of ``like`` (dtype of ``like`` unless given)."""
+    return xp.asarray(value, dtype=like.dtype if dtype is None else dtype, device=device(like))
+
+
+def gather_rows(xp: Any, table: Array, index: Array) -> Array:
+    """``table[f, index[f, ...]]`` for every frame ``f``.
+
+    table: (nf, n, ...); index: (nf, ...) integer, every entry in ``[0, n)``.
+    Returns (nf, *index.shape[1:], *table.shape[2:]). One flat ``take``: no
+    ``take_along_axis`` (missing from older standards) and a cheap backward.
+    """
+    nf, n = table.shape[0], table.shape[1]
+    tail = tuple(table.shape[2:])
+    flat_table = xp.reshape(table, (nf * n, *tail))
+    offsets = xp.arange(nf, dtype=index.dtype, device=device(index)) * n
+    offsets = xp.reshape(offsets, (nf,) + (1,) * (index.ndim - 1))
+    flat_index = xp.reshape(index + offsets, (-1,))
+    out = xp.take(flat_table, flat_index, axis=0)
+    return xp.reshape(out, (*index.shape, *tail))
+
+
+def is_traced(x: Array) -> bool:
+    """True while ``x`` is abstract (jax tracer, torch compile/fake/meta tensor).
+
+    Value checks are skipped then: they would force a host sync or break tracing.
+    """
+    kind = type(x)
+    if kind.__module__.startswith("jax") and "Tracer" in kind.__name__:
+        return True
+    torch = sys.modules.get("torch")
+    if torch is not None and isinstance(x, torch.Tensor):
+        if x.device.type == "meta" or torch.compiler.is_compiling():
+            return True
+        return "Fake" in type(x).__name__ or "Functional" in type(x).__name__
+    return False

@@ -1,0 +1,66 @@
+"""Checks of descriptor inputs: shapes and dtypes always, values when arrays are concrete."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from ._compat import device, is_traced
+
+Array = Any
+
+
+def _shape_error(name: str, x: Array, want: str) -> ValueError:
+    return ValueError(f"{name}: expected shape {want}, got {tuple(x.shape)}")
+
+
+def check_shapes(xp: Any, coord_ext, atype_ext, nlist, mapping) -> tuple[Array, Array]:
+    """Validate ranks, shapes and dtypes; return coord_ext as (nf, nall, 3) and mapping.
+
+    A missing mapping is only allowed without ghosts (nall == nloc): it is then arange.
+    """
+    if not xp.isdtype(coord_ext.dtype, "real floating"):
+        raise ValueError(f"coord_ext: must be a floating array, got dtype {coord_ext.dtype}")
+    for name, x in (("atype_ext", atype_ext), ("nlist", nlist), ("mapping", mapping)):
+        if x is not None and not xp.isdtype(x.dtype, "integral"):
+            raise ValueError(f"{name}: must be an integer array, got dtype {x.dtype}")
+    if atype_ext.ndim != 2:
+        raise _shape_error("atype_ext", atype_ext, "(nf, nall)")
+    nf, nall = atype_ext.shape
+    if coord_ext.ndim == 2 and coord_ext.shape == (nf, nall * 3):
+        coord_ext = xp.reshape(coord_ext, (nf, nall, 3))
+    if tuple(coord_ext.shape) != (nf, nall, 3):
+        raise _shape_error("coord_ext", coord_ext, f"({nf}, {nall}, 3) or ({nf}, {nall * 3})")
+    if nlist.ndim != 3 or nlist.shape[0] != nf or nlist.shape[1] > nall:
+        raise _shape_error("nlist", nlist, f"({nf}, nloc <= {nall}, nnei)")
+    nloc = nlist.shape[1]
+    if mapping is None:
+        if nall != nloc:
+            raise ValueError(f"mapping: required when there are ghost atoms (nall={nall} > "
+                             f"nloc={nloc})")
+        mapping = xp.arange(nall, dtype=nlist.dtype, device=device(nlist))
+        mapping = xp.broadcast_to(mapping[None, :], (nf, nall))
+    if tuple(mapping.shape) != (nf, nall):
+        raise _shape_error("mapping", mapping, f"({nf}, {nall})")
+    return coord_ext, mapping
+
+
+def check_values(xp: Any, ntypes: int, coord_ext, atype_ext, nlist, mapping) -> None:
+    """Value checks of concrete (eager) inputs; skipped under jit/compile tracing."""
+    if any(is_traced(x) for x in (coord_ext, atype_ext, nlist, mapping)):
+        return
+    nall, nloc = atype_ext.shape[1], nlist.shape[1]
+    if nall == 0 or nloc == 0 or nlist.shape[2] == 0:
+        return
+    if not bool(xp.all(xp.isfinite(coord_ext))):
+        raise ValueError("coord_ext: contains NaN or inf")
+    if int(xp.max(atype_ext)) >= ntypes:
+        raise ValueError(f"atype_ext: types must be < ntypes={ntypes}, got "
+                         f"{int(xp.max(atype_ext))}")
+    lo, hi = int(xp.min(nlist)), int(xp.max(nlist))
+    if lo < -1 or hi >= nall:
+        raise ValueError(f"nlist: entries must lie in [-1, nall={nall}), got [{lo}, {hi}]")
+    if int(xp.max(mapping)) >= nloc:
+        raise ValueError(f"mapping: entries must be < nloc={nloc}, got {int(xp.max(mapping))}")
+    local = mapping[:, :nloc] - xp.arange(nloc, dtype=mapping.dtype, device=device(mapping))
+    if bool(xp.any(local != 0)):
+        raise ValueError("mapping: local atoms must map to themselves (mapping[:, i] == i)")

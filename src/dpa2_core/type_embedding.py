@@ -1,0 +1,29 @@
+"""Type-embedding table: one-hot (or electron-configuration) input through one linear layer."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from ._compat import device
+from .econf import econf_table
+from .nn import embedding_net
+
+Array = Any
+
+
+def type_embedding_input(config: Any) -> np.ndarray:
+    """(ntypes, ntypes) identity or (ntypes, 118) econf rows, in the model precision."""
+    if config.use_econf_tebd:
+        return econf_table(config.type_map, config.dtype_name)
+    return np.eye(config.ntypes, dtype=config.dtype_name)
+
+
+def type_embedding_table(params: list[dict], config: Any, xp: Any) -> Array:
+    """(ntypes + 1, tebd) table; the last row is the zero padding row of virtual atoms."""
+    w = params[0]["w"]
+    inputs = xp.asarray(type_embedding_input(config), dtype=w.dtype, device=device(w))
+    table = embedding_net(params, inputs, xp, "linear")
+    pad = xp.zeros((1, table.shape[1]), dtype=table.dtype, device=device(table))
+    return xp.concat([table, pad], axis=0)
