@@ -48,12 +48,12 @@ def atten2_map(xp, p, cfg, smooth: bool, g2, h2, sw, valid) -> Array:
     """
     nd, nh = cfg.attn2_hidden, cfg.attn2_nhead
     qk = _heads(xp, dense(p["mapqk"], g2, xp), nd, 2 * nh)  # (nf, nloc, 2nh, S, nd)
-    q, k = qk[:, :, :nh], qk[:, :, nh:]
+    q, k = qk[:, :, :nh, ...], qk[:, :, nh:, ...]
     logits = xp.matmul(q, xp.matrix_transpose(k)) / math.sqrt(nd)  # (nf, nloc, nh, S, S)
-    gram = xp.matmul(h2, xp.matrix_transpose(h2))[:, :, None]  # (nf, nloc, 1, S, S)
+    gram = xp.matmul(h2, xp.matrix_transpose(h2))[:, :, None, ...]  # (nf, nloc, 1, S, S)
     if cfg.attn2_has_gate:
         logits = logits * gram
-    pair_w = (sw[:, :, :, None] * sw[:, :, None, :])[:, :, None]
+    pair_w = (sw[:, :, :, None] * sw[:, :, None, :])[:, :, None, ...]
     key_ok = valid[:, :, None, None, :]
     logits = _smooth_or_mask(xp, logits, pair_w, key_ok, smooth)
     prob = _softmax(xp, logits)
@@ -76,7 +76,7 @@ def atten2_mh_apply(xp, p, p_ln, cfg, attn, g2) -> Array:
 
 def atten2_ev_apply(xp, p, attn, h2) -> Array:
     """Equivariant h2 update: per-head attention sums of h2, mixed by head_map (nh -> 1)."""
-    u = xp.matmul(attn, h2[:, :, None])  # (nf, nloc, nh, S, 3)
+    u = xp.matmul(attn, h2[:, :, None, ...])  # (nf, nloc, nh, S, 3)
     u = xp.permute_dims(u, (0, 1, 3, 4, 2))  # (nf, nloc, S, 3, nh)
     return dense(p["head_map"], u, xp)[..., 0]
 

@@ -49,7 +49,7 @@ def _glue(xp, params, config: DPA2Config, geo, lists, atype_ext, tebd_ext, table
     if "g1_shape_transform" in params:
         g = dense(params["g1_shape_transform"], g, xp)
     if config.add_tebd_to_repinit_out:
-        g = g + dense(params["tebd_transform"], tebd_ext[:, : g.shape[1]], xp)
+        g = g + dense(params["tebd_transform"], tebd_ext[:, : g.shape[1], ...], xp)
     return g
 
 
@@ -89,6 +89,6 @@ def descriptor(
                     g, mapping)
     desc = out.g1
     if config.concat_output_tebd:
-        desc = xp.concat([desc, tebd_ext[:, : desc.shape[1]]], axis=-1)
+        desc = xp.concat([desc, tebd_ext[:, : desc.shape[1], ...]], axis=-1)
     result = DescriptorOutput(desc, out.rot_mat, out.g2, out.h2, out.sw)
     return DescriptorOutput(*(xp.astype(x, out_dtype) for x in result))

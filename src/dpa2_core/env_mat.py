@@ -60,10 +60,10 @@ def switch(xp: Any, r: Array, rcut_smth: float, rcut: float) -> Array:
 
 def exclusion_table(ntypes: int, exclude_types: tuple[tuple[int, int], ...]) -> np.ndarray:
     """(ntypes+1)**2 flat 0/1 table; index ``ntypes`` is 'no atom' and is never excluded."""
-    table = np.ones((ntypes + 1, ntypes + 1), dtype=np.int64)
-    for a, b in exclude_types:
-        table[a, b] = table[b, a] = 0
-    return table.reshape(-1)
+    pairs = {(a, b) for a, b in exclude_types} | {(b, a) for a, b in exclude_types}
+    n = ntypes + 1
+    return np.asarray([int((a, b) not in pairs) for a in range(n) for b in range(n)],
+                      dtype=np.int64)
 
 
 def type_index(xp: Any, types: Array, ntypes: int) -> Array:

@@ -116,7 +116,7 @@ def _pair_updates(xp, p, cfg, smooth, g1, gg1, g2, h2, nb) -> tuple[list, list]:
 def layer(xp, p, cfg, smooth: bool, last: bool, g1_ext, g2, h2, nb: Neighborhood):
     """One repformer layer. g1_ext: (nf, nall, g1d) -> new (g1, g2, h2)."""
     nloc = g2.shape[1]
-    g1 = g1_ext[:, :nloc]
+    g1 = g1_ext[:, :nloc, ...]
     gg1 = gather_rows(xp, g1_ext, nb.idx)  # (nf, nloc, S, g1d)
     residual = cfg.update_style == "res_residual"
     g1_new = _combine(xp, cfg.update_style, _g1_updates(xp, p, cfg, smooth, g1, gg1, g2, h2, nb),

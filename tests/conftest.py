@@ -1,0 +1,115 @@
+"""Shared fixtures: structures, small configs and the array backends every test can run on."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+sys.path.insert(0, str(Path(__file__).parent))
+
+from oracle import water_frames  # noqa: E402
+
+TINY = {
+    "repinit": {"rcut": 4.5, "rcut_smth": 0.5, "nsel": 60, "neuron": [4, 8], "axis_neuron": 3,
+                "tebd_dim": 4},
+    "repformer": {"rcut": 3.5, "rcut_smth": 1.0, "nsel": 30, "nlayers": 2, "g1_dim": 12,
+                  "g2_dim": 6, "axis_neuron": 2, "attn1_hidden": 5, "attn1_nhead": 2,
+                  "attn2_hidden": 3, "attn2_nhead": 2},
+    "ntypes": 2,
+    "type_map": ["O", "H"],
+}
+
+
+def tiny_dict(repinit=None, repformer=None, **top) -> dict:
+    """The TINY config dict with overrides merged into each section."""
+    return {
+        **TINY,
+        "repinit": {**TINY["repinit"], **(repinit or {})},
+        "repformer": {**TINY["repformer"], **(repformer or {})},
+        **top,
+    }
+
+
+def random_stats(params: dict, seed: int = 0) -> dict:
+    """Copy of ``params`` with non-trivial statistics (davg radial != 0, dstd != 1)."""
+    rng = np.random.default_rng(seed)
+    out = dict(params)
+    for block in ("repinit", "three_body", "repformer"):
+        if block not in params:
+            continue
+        p = dict(params[block])
+        shape = p["davg"].shape
+        p["davg"] = (rng.normal(0.0, 0.1, shape) + np.array([0.3, 0.0, 0.0, 0.0])).astype(
+            p["davg"].dtype)
+        p["dstd"] = rng.uniform(0.5, 1.5, shape).astype(p["dstd"].dtype)
+        out[block] = p
+    return out
+
+
+def cluster(n: int = 24, seed: int = 0, types: int = 2):
+    """A non-periodic random cluster with no atoms closer than 0.9 Å: (1, n, 3), (1, n)."""
+    rng = np.random.default_rng(seed)
+    pts = []
+    while len(pts) < n:
+        p = rng.uniform(0.0, 6.0, 3)
+        if all(np.linalg.norm(p - q) > 0.9 for q in pts):
+            pts.append(p)
+    return np.asarray(pts)[None], rng.integers(0, types, (1, n))
+
+
+def triclinic(n: int = 20, seed: int = 1, types: int = 2):
+    """A small right-handed triclinic cell (shorter than the cutoff): coord, atype, box."""
+    rng = np.random.default_rng(seed)
+    box = np.array([[5.0, 0.0, 0.0], [1.2, 4.6, 0.0], [0.7, -0.9, 5.3]])
+    pts = []
+    while len(pts) < n:
+        p = rng.uniform(0.0, 1.0, 3) @ box
+        if all(np.linalg.norm(p - q) > 0.9 for q in pts):
+            pts.append(p)
+    return np.asarray(pts)[None], rng.integers(0, types, (1, n)), box[None]
+
+
+STRUCTURES = {
+    "water": lambda: water_frames(0, (0, 1)),
+    "cluster": lambda: (*cluster(), None),
+    "triclinic": triclinic,
+}
+
+
+@pytest.fixture(params=sorted(STRUCTURES))
+def structure(request):
+    return STRUCTURES[request.param]()
+
+
+def _strict(x):
+    import array_api_strict as xs
+
+    xs.set_array_api_strict_flags(boolean_indexing=False, data_dependent_shapes=False)
+    return xs.asarray(np.asarray(x))
+
+
+def _torch(x):
+    import torch
+
+    return torch.from_numpy(np.array(x))
+
+
+def _jax(x):
+    import jax
+
+    jax.config.update("jax_enable_x64", True)
+    return jax.numpy.asarray(np.asarray(x))
+
+
+BACKENDS = {"numpy": np.asarray, "array_api_strict": _strict, "torch": _torch, "jax": _jax}
+
+
+@pytest.fixture(params=sorted(BACKENDS))
+def to_backend(request):
+    """A converter from numpy to one array backend (skipped if that backend is absent)."""
+    module = {"array_api_strict": "array_api_strict"}.get(request.param, request.param)
+    pytest.importorskip(module)
+    return BACKENDS[request.param]
