@@ -29,39 +29,35 @@ def _softmax(xp: Any, x: Array) -> Array:
     return e / xp.sum(e, axis=-1, keepdims=True)
 
 
-def _smooth_or_mask(xp: Any, logits: Array, weight: Array, valid: Array, smooth: bool) -> Array:
-    """Smooth shift (weight multiplies, empty keys sit at -20) or a hard key mask.
-
-    The hard mask uses the most negative finite value, not -inf: identical weights
-    for rows with a valid key, and no NaN (forward or backward) for empty rows.
-    """
-    if smooth:
-        return (logits + SHIFT) * weight - SHIFT
-    low = xp.full_like(logits, xp.finfo(logits.dtype).min)
-    return xp.where(valid, logits, low)
+def _hard_mask(xp: Any, logits: Array, valid: Array) -> Array:
+    """Invalid keys get the most negative finite value (not -inf): the same weights for
+    rows with a valid key, and no NaN (forward or backward) for rows without one."""
+    return xp.where(valid, logits, xp.full_like(logits, xp.finfo(logits.dtype).min))
 
 
 def atten2_map(xp, p, cfg, smooth: bool, g2, h2, sw, valid) -> Array:
     """Pair attention weights A (nf, nloc, nh, S, S), the h2 Gram factor included.
 
     g2: (nf, nloc, S, g2d); h2: (nf, nloc, S, 3); sw: (nf, nloc, S); valid: bool like sw.
+    Per-pair factors are formed on (nf, nloc, 1, S, S) and broadcast over heads once.
     """
     nd, nh = cfg.attn2_hidden, cfg.attn2_nhead
     qk = _heads(xp, dense(p["mapqk"], g2, xp), nd, 2 * nh)  # (nf, nloc, 2nh, S, nd)
     q, k = qk[:, :, :nh, ...], qk[:, :, nh:, ...]
-    logits = xp.matmul(q, xp.matrix_transpose(k)) / math.sqrt(nd)  # (nf, nloc, nh, S, S)
+    logits = xp.matmul(q / math.sqrt(nd), xp.matrix_transpose(k))  # (nf, nloc, nh, S, S)
     gram = xp.matmul(h2, xp.matrix_transpose(h2))[:, :, None, ...]  # (nf, nloc, 1, S, S)
+    if smooth:
+        # sw is zero at invalid slots, so pair_w masks invalid queries and keys by itself
+        pair_w = (sw[:, :, :, None] * sw[:, :, None, :])[:, :, None, ...]
+        scale = gram * pair_w if cfg.attn2_has_gate else pair_w
+        prob = _softmax(xp, logits * scale + (SHIFT * pair_w - SHIFT))
+        return prob * (pair_w * gram / math.sqrt(3.0))
     if cfg.attn2_has_gate:
         logits = logits * gram
-    pair_w = (sw[:, :, :, None] * sw[:, :, None, :])[:, :, None, ...]
     key_ok = valid[:, :, None, None, :]
-    logits = _smooth_or_mask(xp, logits, pair_w, key_ok, smooth)
-    prob = _softmax(xp, logits)
+    prob = _softmax(xp, _hard_mask(xp, logits, key_ok))
     both_ok = key_ok & valid[:, :, None, :, None]
-    prob = xp.where(both_ok, prob, xp.zeros_like(prob))
-    if smooth:
-        prob = prob * pair_w
-    return prob * gram / math.sqrt(3.0)
+    return xp.where(both_ok, prob, xp.zeros_like(prob)) * (gram / math.sqrt(3.0))
 
 
 def atten2_mh_apply(xp, p, p_ln, cfg, attn, g2) -> Array:
@@ -89,12 +85,13 @@ def local_atten(xp, p, cfg, smooth: bool, g1, gg1, sw, valid) -> Array:
     q = xp.permute_dims(q, (0, 1, 3, 2))[:, :, :, None, :]  # (nf, nloc, nh, 1, nd)
     kv = _heads(xp, dense(p["mapkv"], gg1, xp), nd + ni, nh)  # (nf, nloc, nh, S, nd+ni)
     k, v = kv[..., :nd], kv[..., nd:]
-    logits = xp.matmul(q, xp.matrix_transpose(k)) / math.sqrt(nd)  # (nf, nloc, nh, 1, S)
+    logits = xp.matmul(q / math.sqrt(nd), xp.matrix_transpose(k))  # (nf, nloc, nh, 1, S)
     weight = sw[:, :, None, None, :]
     ok = valid[:, :, None, None, :]
-    prob = _softmax(xp, _smooth_or_mask(xp, logits, weight, ok, smooth))
-    prob = xp.where(ok, prob, xp.zeros_like(prob))
-    if smooth:
-        prob = prob * weight
+    if smooth:  # weight is zero at invalid slots
+        prob = _softmax(xp, logits * weight + (SHIFT * weight - SHIFT)) * weight
+    else:
+        prob = _softmax(xp, _hard_mask(xp, logits, ok))
+        prob = xp.where(ok, prob, xp.zeros_like(prob))
     out = xp.reshape(xp.matmul(prob, v), (nf, nloc, nh * ni))  # head-major concat
     return dense(p["head_map"], out, xp)

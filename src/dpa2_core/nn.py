@@ -32,8 +32,9 @@ def dense(p: Params, x: Array, xp: Any, act: str = "none", resnet: bool = False)
         n_in, n_out = p["w"].shape
         if n_out == n_in:
             z = z + x
-        elif n_out == 2 * n_in:
-            z = z + xp.concat([x, x], axis=-1)
+        elif n_out == 2 * n_in:  # + concat([x, x]) without building the concat
+            lead = tuple(z.shape[:-1])
+            z = xp.reshape(xp.reshape(z, (*lead, 2, n_in)) + x[..., None, :], (*lead, n_out))
     return z
 
 
@@ -50,3 +51,29 @@ def layer_norm(p: Params, x: Array, xp: Any, eps: float) -> Array:
     centered = x - mean
     var = xp.mean(centered * centered, axis=-1, keepdims=True)
     return centered / xp.sqrt(var + eps) * p["w"] + p["b"]
+
+
+def skips(p: Params) -> bool:
+    """Whether a resnet layer with these weights adds its input (out == in or 2*in)."""
+    n_in, n_out = p["w"].shape
+    return n_out in (n_in, 2 * n_in)
+
+
+def dense_split(p: Params, parts: list[Array], xp: Any, act: str) -> Array:
+    """``dense(p, concat(parts))`` without the concat: each part meets its rows of ``w``.
+
+    ``parts`` broadcast against each other (e.g. a per-pair, a per-neighbor and a per-centre
+    term), so the wide concatenated input never exists. Width-1 parts are scaled rows.
+    No skip connection: use only where :func:`skips` is false.
+    """
+    w = p["w"]
+    z, start = None, 0
+    for x in parts:
+        k = x.shape[-1]
+        rows = w[start : start + k, ...]
+        term = x * rows[0, ...] if k == 1 else xp.matmul(x, rows)
+        z, start = (term if z is None else z + term), start + k
+    if "b" in p:
+        z = z + p["b"]
+    z = activation(act, xp, z)
+    return z * p["idt"] if "idt" in p else z

@@ -4,9 +4,11 @@ from __future__ import annotations
 
 from typing import Any, NamedTuple
 
+import numpy as np
+
 from ._compat import gather_rows
 from .env_mat import Geometry, env_mat, exclusion_mask, neighbor_types, type_index
-from .nn import embedding_net
+from .nn import dense_split, embedding_net, skips
 
 Array = Any
 
@@ -40,6 +42,18 @@ def block_env(xp, config, params, geo: Geometry, nlist, atype_ext, rcut, rcut_sm
     return BlockEnv(rr, sw, valid, idx)
 
 
+def _concat_net(xp, layers: list, parts: list, act: str) -> Array:
+    """Embedding net of the (broadcast) concatenation of ``parts`` (concat input mode).
+
+    The first layer is applied part by part, so the wide pair input is never built.
+    """
+    if skips(layers[0]):
+        shape = np.broadcast_shapes(*(tuple(x.shape[:-1]) for x in parts))
+        full = [xp.broadcast_to(x, (*shape, x.shape[-1])) for x in parts]
+        return embedding_net(layers, xp.concat(full, axis=-1), xp, act)
+    return embedding_net(layers[1:], dense_split(layers[0], parts, xp, act), xp, act)
+
+
 def _pair_table(xp, strip_net, tebd_table, act, centre_first: bool) -> Array:
     """((nt+1)**2, ng) strip-net outputs for every ordered type pair.
 
@@ -66,9 +80,8 @@ def repinit(xp, config, params, geo: Geometry, nlist, atype_ext, tebd_ext, tebd_
     if cfg.tebd_input_mode == "concat":
         parts = [ss, gather_rows(xp, tebd_ext, env.idx)]
         if not cfg.type_one_side:
-            centre = tebd_ext[:, :nloc, None, :]
-            parts.append(xp.broadcast_to(centre, (nf, nloc, nsel, centre.shape[-1])))
-        g = embedding_net(params["embedding"], xp.concat(parts, axis=-1), xp, act)
+            parts.append(tebd_ext[:, :nloc, None, :])
+        g = _concat_net(xp, params["embedding"], parts, act)
     else:
         g = embedding_net(params["embedding"], ss, xp, act)
         ntp = config.ntypes + 1
@@ -99,10 +112,8 @@ def three_body(xp, config, params, geo: Geometry, nlist, atype_ext, tebd_ext, te
     angle = xp.matmul(vec, xp.matrix_transpose(vec))[..., None]  # (nf, nloc, S3, S3, 1)
     if cfg.tebd_input_mode == "concat":
         nei = gather_rows(xp, tebd_ext, env.idx)  # (nf, nloc, S3, tebd)
-        shape = (nf, nloc, nsel, nsel, nei.shape[-1])
-        ej = xp.broadcast_to(nei[:, :, :, None, :], shape)
-        ek = xp.broadcast_to(nei[:, :, None, :, :], shape)
-        g = embedding_net(params["embedding"], xp.concat([angle, ej, ek], axis=-1), xp, act)
+        parts = [angle, nei[:, :, :, None, :], nei[:, :, None, :, :]]
+        g = _concat_net(xp, params["embedding"], parts, act)
     else:
         g = embedding_net(params["embedding"], angle, xp, act)
         ntp = config.ntypes + 1

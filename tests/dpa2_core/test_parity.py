@@ -83,6 +83,7 @@ MATRIX = {
     "davg-flags-untrainable": (tiny_dict({"set_davg_zero": False},
                                          {"set_davg_zero": False}, trainable=False), "cluster"),
     "seeded": (tiny_dict(seed=7), "water"),
+    "concat-first-layer-skip": (tiny_dict({**TB, "neuron": [9, 18]}), "triclinic"),
 }
 
 
