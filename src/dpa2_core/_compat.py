@@ -22,7 +22,22 @@ def device(x: Array) -> Any:
 
 def dtype_of(xp: Any, name: str) -> Any:
     """The ``xp`` dtype called ``name`` (``"float64"``, ``"float32"``, ...)."""
+    if not hasattr(xp, name):
+        raise ValueError(f"precision={name!r}: not available in the {xp.__name__} namespace "
+                         "(numpy has no bfloat16; use torch or jax arrays)")
     return getattr(xp, name)
+
+
+def numpy_dtype(name: str) -> Any:
+    """numpy dtype for a precision name; bfloat16 comes from ml_dtypes (shipped with jax)."""
+    if name == "bfloat16":
+        try:
+            import ml_dtypes
+        except ImportError as err:
+            raise ValueError("precision='bfloat16': numpy parameters need ml_dtypes "
+                             "(pip install ml_dtypes)") from err
+        return ml_dtypes.bfloat16
+    return np.dtype(name)
 
 
 def to_numpy(x: Array) -> np.ndarray:

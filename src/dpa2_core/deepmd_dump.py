@@ -7,12 +7,12 @@ from typing import Any
 
 import numpy as np
 
-from ._compat import to_numpy
+from ._compat import numpy_dtype, to_numpy
 from .config import DPA2Config
 
 
 def _np(x: Any, dtype: str) -> np.ndarray:
-    return to_numpy(x).astype(dtype)
+    return to_numpy(x).astype(numpy_dtype(dtype))
 
 
 def _layer(p: dict, dtype: str, act: str = "none", resnet: bool = False, trainable=True) -> dict:

@@ -10,6 +10,7 @@ from typing import Any
 
 import numpy as np
 
+from ._compat import numpy_dtype
 from .config import DPA2Config, RepformerConfig
 
 _LAYER_FLAGS = (
@@ -24,7 +25,7 @@ _LEGACY_FORCED = ("use_sqrt_nnei", "g1_out_conv", "g1_out_mlp")
 
 # ------------------------------------------------------------------------ reading
 def _arr(x: Any, dtype: str) -> np.ndarray:
-    return np.asarray(x, dtype=dtype)
+    return np.asarray(x).astype(numpy_dtype(dtype))
 
 
 def _read_layer(d: dict, dtype: str) -> dict:

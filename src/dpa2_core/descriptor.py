@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any, NamedTuple
 
-from ._compat import device, namespace
+from ._compat import device, dtype_of, namespace
 from .config import DPA2Config
 from .env_mat import geometry, sub_list, type_index
 from .inputs import check_shapes, check_values
@@ -76,7 +76,11 @@ def descriptor(
     if validate:
         check_values(xp, config.ntypes, coord_ext, atype_ext, nlist, mapping)
     out_dtype = coord_ext.dtype
-    coord = xp.astype(coord_ext, getattr(xp, config.dtype_name))
+    dtype = dtype_of(xp, config.dtype_name)
+    if params["repformer"]["g2_embd"]["w"].dtype != dtype:
+        raise ValueError(f"params: dtype {params['repformer']['g2_embd']['w'].dtype} does not "
+                         f"match precision={config.precision!r}; convert the parameters")
+    coord = xp.astype(coord_ext, dtype)
     nlist = _pad_nlist(xp, nlist, config.nsel)
     geo = geometry(xp, coord, nlist)
     lists = {(rc, ns): sub_list(xp, nlist, geo.r2, rc, ns) for rc, ns in config.sub_lists()}

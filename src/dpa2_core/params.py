@@ -13,6 +13,7 @@ from typing import Any, NamedTuple
 
 import numpy as np
 
+from ._compat import numpy_dtype
 from .config import DPA2Config, RepformerConfig
 from .econf import ECONF_DIM
 
@@ -184,7 +185,7 @@ def is_trainable(path: tuple, config: DPA2Config) -> bool:
     return config.repformer.trainable_ln or "attn2_lm" not in path
 
 
-def _draw(leaf: Leaf, rng: np.random.Generator, dtype: str, zero_residual: bool) -> np.ndarray:
+def _draw(leaf: Leaf, rng: np.random.Generator, dtype: Any, zero_residual: bool) -> np.ndarray:
     if leaf.init == "normal" and not zero_residual:
         mean, std = leaf.args
         return rng.normal(mean, std, size=leaf.shape).astype(dtype)
@@ -202,12 +203,11 @@ def init_params(config: DPA2Config, seed: int = 0) -> dict:
     ``numpy.random.default_rng(seed)``. Residual vectors of a non-trainable
     descriptor are zero, as in deepmd-kit's numpy backend.
     """
-    if config.dtype_name not in ("float64", "float32"):
-        raise ValueError(f"precision={config.precision!r}: numpy parameters need float64/32")
+    dtype = numpy_dtype(config.dtype_name)
     rng = np.random.default_rng(seed)
     spec = param_spec(config)
     drawn = {
-        path: _draw(leaf, rng, config.dtype_name,
+        path: _draw(leaf, rng, dtype,
                     not config.trainable and "residual" in str(path[-2]))
         for path, leaf in tree_paths(spec)
     }

@@ -14,10 +14,10 @@ Array = Any
 
 
 def type_embedding_input(config: Any) -> np.ndarray:
-    """(ntypes, ntypes) identity or (ntypes, 118) econf rows, in the model precision."""
+    """(ntypes, ntypes) identity or (ntypes, 118) econf rows, float64 (cast by the caller)."""
     if config.use_econf_tebd:
-        return econf_table(config.type_map, config.dtype_name)
-    return np.eye(config.ntypes, dtype=config.dtype_name)
+        return econf_table(config.type_map)
+    return np.eye(config.ntypes, dtype=np.float64)
 
 
 def type_embedding_table(params: list[dict], config: Any, xp: Any) -> Array:

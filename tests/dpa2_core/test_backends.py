@@ -93,3 +93,26 @@ def test_float32_inputs_with_float32_model_stay_float32(to_backend):
     out = dc.descriptor(params, config, to_backend(ce.astype(np.float32)), to_backend(ae),
                         to_backend(nl), to_backend(mp))
     assert all(to_numpy(x).dtype == np.float32 for x in out)
+
+
+@pytest.mark.parametrize("backend", ["torch", "jax"])
+def test_bfloat16_runs_close_to_float64(backend):
+    """bfloat16 (no numpy dtype) runs on torch and jax, within bfloat16's 3 digits."""
+    from conftest import BACKENDS
+
+    pytest.importorskip(backend)
+    d = CONFIGS["strip-three-body-excl"]
+    config64 = dc.DPA2Config.from_dict(d)
+    config16 = dc.DPA2Config.from_dict({**d, "precision": "bfloat16"})
+    params = dc.init_params(config64, seed=2)
+    inputs = _inputs(config64)
+    ref = dc.descriptor(params, config64, *inputs)
+    conv = BACKENDS[backend]
+    xp = dc._compat.namespace(conv(np.zeros(1)))
+    p16 = tree_map(lambda _, x: xp.astype(conv(x), xp.bfloat16), params)
+    out = dc.descriptor(p16, config16, *(conv(x) for x in inputs))
+    assert to_numpy(out.descriptor).dtype == np.float64
+    err = np.abs(to_numpy(out.descriptor) - ref.descriptor).max()
+    assert err <= 2e-2 * np.abs(ref.descriptor).max()
+    with pytest.raises(ValueError, match="precision='bfloat16'"):
+        dc.descriptor(params, config16, *inputs)

@@ -70,3 +70,10 @@ def test_ghosts_need_mapping(setup, to_backend):
     atype_ext = np.concatenate([atype, atype], axis=1)
     with pytest.raises(ValueError, match="mapping: required"):
         _call(setup, to_backend, coord_ext=coord_ext, atype_ext=atype_ext)
+
+
+def test_params_dtype_must_match_precision(setup):
+    config, params, coord, atype, nlist = setup
+    p32 = dc.params.tree_map(lambda _, x: x.astype(np.float32), params)
+    with pytest.raises(ValueError, match="params: dtype float32 does not match"):
+        dc.descriptor(p32, config, coord, atype, nlist)

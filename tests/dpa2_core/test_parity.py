@@ -183,3 +183,11 @@ def test_deepmd_initialised_model_loads():
     ours, ref = run_pair(config, params, *STRUCTURES["water"]())
     _compare(ours, ref, 1e-10)
     assert deepmd_descriptor(serialized).get_dim_out() == config.dim_out
+
+
+def test_float16_matches_deepmd_float16():
+    """Half precision runs end to end; agreement is limited by float16 rounding order."""
+    config = dc.DPA2Config.from_dict(tiny_dict(precision="float16"))
+    params = random_stats(dc.init_params(config, seed=3), seed=4)
+    ours, ref = run_pair(config, params, *STRUCTURES["triclinic"]())
+    _compare(ours, ref, 2e-2)
