@@ -113,3 +113,34 @@ def to_backend(request):
     module = {"array_api_strict": "array_api_strict"}.get(request.param, request.param)
     pytest.importorskip(module)
     return BACKENDS[request.param]
+
+
+def neighbor_inputs(coord, atype, config, box=None):
+    """(coord_ext, atype_ext, mapping, nlist) at ``config.rcut``/``config.nsel``.
+
+    Uses ``dpa2_core.build_neighbor_list`` when it exists, else deepmd-kit's builder
+    (skipping the test when neither is available).
+    """
+    try:
+        from dpa2_core.neighbor_list import build_neighbor_list
+    except ImportError:
+        pytest.importorskip("deepmd", reason="no neighbor-list builder available")
+        from oracle import deepmd_inputs
+
+        ce, ae, nl, mp = deepmd_inputs(np.asarray(coord), np.asarray(atype),
+                                       None if box is None else np.asarray(box),
+                                       config.rcut, config.nsel)
+        return ce, ae, mp, nl
+    return build_neighbor_list(coord, atype, config, box)
+
+
+def cluster_nlist(coord: np.ndarray, atype: np.ndarray, rcut: float, nsel: int) -> np.ndarray:
+    """Brute-force sorted list of an open-boundary structure: (nf, n, 3) -> (nf, n, nsel)."""
+    nf, n, _ = coord.shape
+    d = np.linalg.norm(coord[:, :, None] - coord[:, None], axis=-1)
+    d = np.where(np.eye(n, dtype=bool) | (atype[:, None, :] < 0) | (atype[:, :, None] < 0),
+                 np.inf, d)
+    order = np.argsort(d, axis=-1, kind="stable")[..., :nsel]
+    nlist = np.where(np.take_along_axis(d, order, -1) <= rcut, order, -1)
+    pad = -np.ones((nf, n, nsel - nlist.shape[-1]), dtype=np.int64)
+    return np.concatenate([nlist, pad], axis=-1)

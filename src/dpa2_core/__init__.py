@@ -3,15 +3,22 @@
 from .config import DPA2Config, RepformerConfig, RepinitConfig
 from .descriptor import DescriptorOutput, descriptor
 from .io import dump_deepmd, load, load_deepmd, save
+from .neighbor_list import build_neighbor_list, from_ase
 from .params import init_params, is_trainable, param_spec
+from .stats import compute_input_stats
+from .type_map import change_type_map
 
 __all__ = [
     "DPA2Config",
     "DescriptorOutput",
     "RepformerConfig",
     "RepinitConfig",
+    "build_neighbor_list",
+    "change_type_map",
+    "compute_input_stats",
     "descriptor",
     "dump_deepmd",
+    "from_ase",
     "init_params",
     "is_trainable",
     "load",

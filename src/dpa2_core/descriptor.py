@@ -74,7 +74,8 @@ def descriptor(
     xp = namespace(coord_ext, atype_ext, nlist)
     coord_ext, mapping = check_shapes(xp, coord_ext, atype_ext, nlist, mapping)
     if validate:
-        check_values(xp, config.ntypes, coord_ext, atype_ext, nlist, mapping)
+        check_values(xp, config.ntypes, coord_ext, atype_ext, nlist, mapping,
+                     env_protection=config.env_protection)
     out_dtype = coord_ext.dtype
     dtype = dtype_of(xp, config.dtype_name)
     if params["repformer"]["g2_embd"]["w"].dtype != dtype:

@@ -118,7 +118,11 @@ def env_mat(
     d, r2 = geo.d[..., :nsel, :], geo.r2[..., :nsel]
     r = safe_norm(xp, r2, valid)
     weight = xp.where(valid, switch(xp, r, rcut_smth, rcut), xp.zeros_like(r))
-    inv = 1.0 / (r + protection)
+    # r + p is 0 only for a neighbor on top of its centre with p = 0 (eager calls reject
+    # that in check_values); under tracing such a row is 0 instead of inf/NaN.
+    denom = r + protection
+    ok = denom > 0
+    inv = xp.where(ok, 1.0 / xp.where(ok, denom, xp.ones_like(denom)), xp.zeros_like(denom))
     d_masked = xp.where(valid[..., None], d, xp.zeros_like(d))
     raw = xp.concat([inv[..., None], d_masked * (inv * inv)[..., None]], axis=-1)
     raw = raw * weight[..., None]

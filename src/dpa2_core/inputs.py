@@ -4,7 +4,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from ._compat import device, is_traced
+import numpy as np
+
+from ._compat import device, gather_rows, is_traced, to_numpy
 
 Array = Any
 
@@ -33,6 +35,10 @@ def check_shapes(xp: Any, coord_ext, atype_ext, nlist, mapping) -> tuple[Array, 
     if nlist.ndim != 3 or nlist.shape[0] != nf or nlist.shape[1] > nall:
         raise _shape_error("nlist", nlist, f"({nf}, nloc <= {nall}, nnei)")
     nloc = nlist.shape[1]
+    if nf == 0 or nloc == 0:
+        raise ValueError(f"nlist: needs at least one frame and one local atom, got shape "
+                         f"{tuple(nlist.shape)} (an empty structure has an empty descriptor: "
+                         "skip the call)")
     if mapping is None:
         if nall != nloc:
             raise ValueError(f"mapping: required when there are ghost atoms (nall={nall} > "
@@ -44,23 +50,52 @@ def check_shapes(xp: Any, coord_ext, atype_ext, nlist, mapping) -> tuple[Array, 
     return coord_ext, mapping
 
 
-def check_values(xp: Any, ntypes: int, coord_ext, atype_ext, nlist, mapping) -> None:
-    """Value checks of concrete (eager) inputs; skipped under jit/compile tracing."""
+def check_values(xp: Any, ntypes: int, coord_ext, atype_ext, nlist, mapping,
+                 env_protection: float | None = None) -> None:
+    """Value checks of concrete (eager) inputs; skipped under jit/compile tracing.
+
+    With ``env_protection == 0`` a listed neighbor on top of its centre is an error:
+    its environment-matrix row would be infinite (``1/r`` at ``r = 0``).
+    """
     if any(is_traced(x) for x in (coord_ext, atype_ext, nlist, mapping)):
         return
     nall, nloc = atype_ext.shape[1], nlist.shape[1]
-    if nall == 0 or nloc == 0 or nlist.shape[2] == 0:
+    if nall == 0 or nloc == 0:
         return
     if not bool(xp.all(xp.isfinite(coord_ext))):
         raise ValueError("coord_ext: contains NaN or inf")
     if int(xp.max(atype_ext)) >= ntypes:
         raise ValueError(f"atype_ext: types must be < ntypes={ntypes}, got "
                          f"{int(xp.max(atype_ext))}")
-    lo, hi = int(xp.min(nlist)), int(xp.max(nlist))
-    if lo < -1 or hi >= nall:
-        raise ValueError(f"nlist: entries must lie in [-1, nall={nall}), got [{lo}, {hi}]")
+    if nlist.shape[2] > 0:
+        lo, hi = int(xp.min(nlist)), int(xp.max(nlist))
+        if lo < -1 or hi >= nall:
+            raise ValueError(f"nlist: entries must lie in [-1, nall={nall}), got [{lo}, {hi}]")
     if int(xp.max(mapping)) >= nloc:
         raise ValueError(f"mapping: entries must be < nloc={nloc}, got {int(xp.max(mapping))}")
     local = mapping[:, :nloc] - xp.arange(nloc, dtype=mapping.dtype, device=device(mapping))
     if bool(xp.any(local != 0)):
         raise ValueError("mapping: local atoms must map to themselves (mapping[:, i] == i)")
+    if nlist.shape[2] > 0:
+        _check_pairs(xp, coord_ext, nlist, env_protection)
+
+
+def _check_pairs(xp: Any, coord_ext, nlist, env_protection: float | None) -> None:
+    """No atom lists itself; no listed neighbor coincides with its centre when p == 0."""
+    nloc = nlist.shape[1]
+    centre = xp.arange(nloc, dtype=nlist.dtype, device=device(nlist))[None, :, None]
+    if bool(xp.any(nlist == centre)):
+        f, i, _ = (int(v[0]) for v in np.nonzero(to_numpy(nlist == centre)))
+        raise ValueError(f"nlist: atom {i} of frame {f} lists itself as a neighbor")
+    if env_protection is None or env_protection > 0:
+        return
+    idx = xp.where(nlist >= 0, nlist, xp.zeros_like(nlist))
+    d = gather_rows(xp, coord_ext, idx) - coord_ext[:, :nloc, None, :]
+    same = (nlist >= 0) & (xp.sum(d * d, axis=-1) == 0)
+    if bool(xp.any(same)):
+        f, i, j = (int(v[0]) for v in np.nonzero(to_numpy(same)))
+        a = int(to_numpy(nlist)[f, i, j])
+        raise ValueError(
+            f"coord_ext: atom {i} and its neighbor {a} (frame {f}) coincide (distance 0); "
+            "with env_protection=0 the environment matrix would be infinite. Remove the "
+            "duplicate atom or set env_protection > 0")

@@ -1,0 +1,283 @@
+"""Input statistics (§12): per-type ``davg``/``dstd`` of every block from a stream of frames.
+
+The accumulation (:func:`env_stat_sums`) is pure array-API code: it takes one batch of
+extended inputs in any namespace and returns, per block and centre type, the count,
+sum and sum of squares of the raw environment matrix (radial column; the three
+angular columns pooled). :func:`compute_input_stats` streams frames through the
+neighbor-list builder, adds those sums up in float64 numpy and finalises them
+exactly as deepmd-kit's ``DescrptDPA2.compute_input_stats`` does.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Iterable, Iterator
+from typing import Any
+
+import numpy as np
+
+from ._compat import device, namespace, to_numpy
+from .config import DPA2Config
+from .env_mat import env_mat, exclusion_mask, geometry, sub_list
+from .inputs import check_shapes, check_values
+
+Array = Any
+STD_FLOOR = 1e-2  # a std below this is raised to it
+STD_EMPTY = 0.1  # std of a type that never occurs
+NeighborList = Callable[..., tuple[Array, Array, Array, Array]]
+
+
+def stat_blocks(config: DPA2Config) -> dict[str, tuple[float, float, int, bool]]:
+    """``{block: (rcut, rcut_smth, nsel, set_davg_zero)}`` of the blocks that carry statistics."""
+    ri, rf = config.repinit, config.repformer
+    blocks = {"repinit": (ri.rcut, ri.rcut_smth, ri.nsel, ri.set_davg_zero)}
+    if ri.use_three_body:
+        blocks["three_body"] = (ri.three_body_rcut, ri.three_body_rcut_smth,
+                                ri.three_body_sel, ri.set_davg_zero)
+    blocks["repformer"] = (rf.rcut, rf.rcut_smth, rf.nsel, rf.set_davg_zero)
+    return blocks
+
+
+def _pad(xp: Any, nlist: Array, width: int) -> Array:
+    nf, nloc, nnei = nlist.shape
+    if nnei >= width:
+        return nlist[..., :width]
+    pad = -xp.ones((nf, nloc, width - nnei), dtype=nlist.dtype, device=device(nlist))
+    return xp.concat([nlist, pad], axis=-1)
+
+
+def _type_sums(xp: Any, raw: Array, onehot: Array) -> Array:
+    """raw (nf, nloc, S, 4), onehot (nf, nloc, nt) -> (nt, 2, 3): [r, a] x [N, sum, sum sq]."""
+    nsel = raw.shape[2]
+    r, a = raw[..., 0], raw[..., 1:]
+    per_atom = xp.stack([xp.sum(r, axis=-1), xp.sum(r * r, axis=-1),
+                         xp.sum(a, axis=(-2, -1)), xp.sum(a * a, axis=(-2, -1))], axis=-1)
+    # (nf, nloc, nt, 1) * (nf, nloc, 1, 4) summed over frames and atoms -> (nt, 4)
+    sums = xp.sum(onehot[..., None] * per_atom[..., None, :], axis=(0, 1))
+    atoms = xp.sum(onehot, axis=(0, 1))  # (nt,)
+    radial = xp.stack([atoms * nsel, sums[:, 0], sums[:, 1]], axis=-1)
+    angular = xp.stack([atoms * (3 * nsel), sums[:, 2], sums[:, 3]], axis=-1)
+    return xp.stack([radial, angular], axis=1)
+
+
+def env_stat_sums(
+    config: DPA2Config,
+    coord_ext: Array,
+    atype_ext: Array,
+    nlist: Array,
+    mapping: Array | None = None,
+    *,
+    validate: bool = True,
+) -> dict[str, Array]:
+    """Per-block sums of the raw environment matrix of one batch, in the inputs' namespace.
+
+    coord_ext: (nf, nall, 3) or (nf, nall*3); atype_ext: (nf, nall); nlist: (nf, nloc,
+    nnei) sorted by distance, -1 padded, built at ``config.rcut``; mapping as in
+    :func:`dpa2_core.descriptor`. Each block uses the prefix sub-list of its own
+    ``(rcut, nsel)``, which equals a list built with those (§3.5).
+    Returns ``{block: (ntypes, 2, 3)}`` in ``coord_ext``'s dtype: for the radial column
+    and the pooled angular columns, the number of entries, their sum and sum of
+    squares, over every slot (empty and excluded slots count as zeros) of every
+    centre of that type. Virtual centres (type < 0) are not counted.
+    """
+    xp = namespace(coord_ext, atype_ext, nlist)
+    coord_ext, mapping = check_shapes(xp, coord_ext, atype_ext, nlist, mapping)
+    if validate:
+        check_values(xp, config.ntypes, coord_ext, atype_ext, nlist, mapping,
+                     env_protection=config.env_protection)
+    nloc, nt, dtype = nlist.shape[1], config.ntypes, coord_ext.dtype
+    nlist = _pad(xp, nlist, config.nsel)
+    geo = geometry(xp, coord_ext, nlist)
+    atype = atype_ext[:, :nloc]
+    types = xp.arange(nt, dtype=atype.dtype, device=device(atype))
+    onehot = xp.astype(atype[..., None] == types, dtype)  # (nf, nloc, nt)
+    out = {}
+    for block, (rcut, rcut_smth, nsel, _) in stat_blocks(config).items():
+        sub = sub_list(xp, nlist, geo.r2, rcut, nsel)
+        zeros = xp.zeros((nt, nsel, 4), dtype=dtype, device=device(coord_ext))
+        raw, _, _ = env_mat(xp, geo, sub >= 0, atype, zeros, zeros + 1.0, rcut, rcut_smth,
+                            config.env_protection)
+        keep = exclusion_mask(xp, config, atype_ext, sub)
+        if keep is not None:  # excluded pairs become zero rows but are still counted
+            raw = raw * xp.astype(keep, dtype)[..., None]
+        out[block] = _type_sums(xp, raw, onehot)
+    return out
+
+
+def finalize(sums: np.ndarray, nsel: int) -> tuple[np.ndarray, np.ndarray]:
+    """(ntypes, 2, 3) accumulated sums -> davg, dstd of shape (ntypes, nsel, 4), float64.
+
+    mean = sum/N (0 if N = 0); std = sqrt(max(sumsq/N - mean**2, 0)) floored at 1e-2,
+    0.1 if N = 0. davg = (mean_r, 0, 0, 0), dstd = (std_r, std_a, std_a, std_a).
+    """
+    sums = np.asarray(sums, dtype=np.float64)
+    n, s, q = sums[..., 0], sums[..., 1], sums[..., 2]  # (nt, 2)
+    seen = n > 0
+    safe_n = np.where(seen, n, 1.0)
+    mean = np.where(seen, s / safe_n, 0.0)
+    var = np.clip(q / safe_n - mean * mean, 0.0, None)
+    std = np.where(seen, np.maximum(np.sqrt(var), STD_FLOOR), STD_EMPTY)
+    zero = np.zeros_like(mean[:, 0])
+    davg = np.stack([mean[:, 0], zero, zero, zero], axis=-1)
+    dstd = np.stack([std[:, 0], std[:, 1], std[:, 1], std[:, 1]], axis=-1)
+    tile = (1, nsel, 1)
+    return np.tile(davg[:, None, :], tile), np.tile(dstd[:, None, :], tile)
+
+
+# ------------------------------------------------------------------------- frames
+def _field(item: Any, key: str) -> Any:
+    if isinstance(item, dict):
+        return item.get(key)
+    return getattr(item, key, None)
+
+
+def _system(item: Any, config: DPA2Config, name: str) -> dict:
+    """One frames item as float64/int64 numpy: coord (nf, nloc, 3), atype, box or None."""
+    if isinstance(item, str | os.PathLike):
+        from .data import DeepmdSystem
+
+        tm = list(config.type_map) if config.type_map is not None else None
+        item = DeepmdSystem(item, tm).frames()
+    if not isinstance(item, dict) and not hasattr(item, "coord"):
+        raise ValueError(f"{name}: expected a dict with 'coord' and 'atype', a system path "
+                         f"or frames, got {type(item).__name__}")
+    coord, atype, box = (_field(item, k) for k in ("coord", "atype", "box"))
+    if coord is None or atype is None:
+        raise ValueError(f"{name}: needs both 'coord' and 'atype'")
+    return _check_system(to_numpy(coord), to_numpy(atype),
+                         None if box is None else to_numpy(box), config, name)
+
+
+def _check_system(coord, atype, box, config: DPA2Config, name: str) -> dict:
+    if atype.ndim != 2 or not np.issubdtype(atype.dtype, np.integer):
+        raise ValueError(f"{name}.atype: expected an integer array (nf, nloc), got "
+                         f"{atype.dtype} {atype.shape}")
+    nf, nloc = atype.shape
+    if not np.issubdtype(coord.dtype, np.floating):
+        raise ValueError(f"{name}.coord: must be a floating array, got dtype {coord.dtype}")
+    if coord.size != nf * nloc * 3 or coord.shape[0] != nf:
+        raise ValueError(f"{name}.coord: expected shape ({nf}, {nloc}, 3) or ({nf}, "
+                         f"{nloc * 3}), got {coord.shape}")
+    coord = coord.astype(np.float64).reshape(nf, nloc, 3)
+    if not np.isfinite(coord).all():
+        raise ValueError(f"{name}.coord: contains NaN or inf")
+    if atype.size and atype.max() >= config.ntypes:
+        raise ValueError(f"{name}.atype: types must be < ntypes={config.ntypes}, got "
+                         f"{atype.max()}")
+    if box is not None:
+        if box.size != nf * 9 or box.shape[0] != nf:
+            raise ValueError(f"{name}.box: expected shape ({nf}, 3, 3) or ({nf}, 9), got "
+                             f"{box.shape}")
+        box = box.astype(np.float64).reshape(nf, 3, 3)
+        if not np.isfinite(box).all():
+            raise ValueError(f"{name}.box: contains NaN or inf")
+        vol = np.abs(np.linalg.det(box))
+        if (vol <= 1e-12 * np.abs(box).max(axis=(1, 2)) ** 3).any():
+            raise ValueError(f"{name}.box: cell volume is zero (rows are the lattice vectors; "
+                             f"they must be linearly independent); got volumes {vol.tolist()}")
+    return {"coord": coord, "atype": atype.astype(np.int64), "box": box}
+
+
+def iter_batches(frames: Any, config: DPA2Config, batch_size: int) -> Iterator[dict]:
+    """Normalised batches of at most ``batch_size`` frames, one system at a time."""
+    if isinstance(frames, dict | str | os.PathLike) or hasattr(frames, "coord"):
+        frames = [frames]
+    if not isinstance(frames, Iterable):
+        raise ValueError(f"frames: expected an iterable of dicts or system paths, got "
+                         f"{type(frames).__name__}")
+    for k, item in enumerate(frames):
+        system = _system(item, config, f"frames[{k}]")
+        nf = system["atype"].shape[0]
+        for start in range(0, nf, batch_size):
+            cut = slice(start, start + batch_size)
+            yield {key: None if v is None else v[cut] for key, v in system.items()}
+
+
+def _default_neighbor_list() -> NeighborList:
+    from .neighbor_list import build_neighbor_list  # imported lazily: numpy + vesin
+
+    return build_neighbor_list
+
+
+def _progress(enabled: bool):
+    if not enabled:
+        return None
+    try:
+        from tqdm.auto import tqdm
+    except ImportError as err:  # pragma: no cover - tqdm is in the io/test extras
+        raise ImportError("progress=True needs tqdm: pip install 'dpa2[io]'") from err
+    return tqdm(unit="frame", desc="input statistics")
+
+
+def accumulate(
+    config: DPA2Config,
+    frames: Any,
+    progress: bool = False,
+    *,
+    batch_size: int = 16,
+    neighbor_list: NeighborList | None = None,
+) -> dict[str, np.ndarray]:
+    """Stream ``frames`` and return the summed :func:`env_stat_sums` as float64 numpy."""
+    if not (isinstance(batch_size, int) and batch_size > 0):
+        raise ValueError(f"batch_size={batch_size!r}: must be a positive int")
+    build = neighbor_list if neighbor_list is not None else _default_neighbor_list()
+    totals = {k: np.zeros((config.ntypes, 2, 3)) for k in stat_blocks(config)}
+    bar = _progress(progress)
+    try:
+        for batch in iter_batches(frames, config, batch_size):
+            coord_ext, atype_ext, mapping, nlist = build(batch["coord"], batch["atype"],
+                                                         config, batch["box"])
+            sums = env_stat_sums(config, coord_ext, atype_ext, nlist, mapping)
+            totals = {k: totals[k] + to_numpy(sums[k]).astype(np.float64) for k in totals}
+            if bar is not None:
+                bar.update(batch["atype"].shape[0])
+    finally:
+        if bar is not None:
+            bar.close()
+    return totals
+
+
+def with_stats(params: dict, config: DPA2Config, totals: dict[str, np.ndarray]) -> dict:
+    """Copy of ``params`` with each block's dstd (and davg unless set_davg_zero) replaced."""
+    out = dict(params)
+    for block, (_, _, nsel, davg_zero) in stat_blocks(config).items():
+        old = params[block]
+        if tuple(old["dstd"].shape) != (config.ntypes, nsel, 4):
+            raise ValueError(f"params[{block}/dstd]: expected shape {(config.ntypes, nsel, 4)}, "
+                             f"got {tuple(old['dstd'].shape)}")
+        davg, dstd = finalize(totals[block], nsel)
+        xp = namespace(old["dstd"])
+        new = {**old, "dstd": xp.asarray(dstd, dtype=old["dstd"].dtype,
+                                          device=device(old["dstd"]))}
+        if not davg_zero:
+            new["davg"] = xp.asarray(davg, dtype=old["davg"].dtype, device=device(old["davg"]))
+        out[block] = new
+    return out
+
+
+def compute_input_stats(
+    params: dict,
+    config: DPA2Config,
+    frames: Any,
+    progress: bool = False,
+    *,
+    batch_size: int = 16,
+    neighbor_list: NeighborList | None = None,
+) -> dict:
+    """New params whose ``davg``/``dstd`` are the statistics of ``frames`` (§12).
+
+    Identical to deepmd-kit's ``DescrptDPA2.compute_input_stats`` for float64 data.
+    ``frames``: one or an iterable of systems, each a dict (or object) with ``coord``
+    (nf, nloc, 3) or (nf, nloc*3), ``atype`` (nf, nloc) and optional ``box`` (nf, 3, 3)
+    or (nf, 9) (rows = lattice vectors; no box = no periodicity), or a deepmd-format
+    system directory (read with ``DeepmdSystem(path, config.type_map)``). Frames are
+    processed ``batch_size`` at a time and only the sums are kept. Coordinates are
+    used in float64. ``dstd`` is always replaced; ``davg`` only where the block's
+    ``set_davg_zero`` is false (repinit's flag covers the three-body block).
+    ``neighbor_list(coord, atype, config, box) -> (coord_ext, atype_ext, mapping,
+    nlist)`` defaults to :func:`dpa2_core.build_neighbor_list`. ``params`` is not
+    modified; the new statistics have the dtype and device of the old ones.
+    """
+    totals = accumulate(config, frames, progress, batch_size=batch_size,
+                        neighbor_list=neighbor_list)
+    return with_stats(params, config, totals)
