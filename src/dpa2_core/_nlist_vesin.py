@@ -70,6 +70,7 @@ def _shift_keys(shifts: np.ndarray, cell: np.ndarray) -> tuple[np.ndarray, np.nd
     lo = shifts.min(axis=0) if shifts.size else np.zeros(3, np.int64)
     lo = np.minimum(lo, 0)
     span = np.maximum(shifts.max(axis=0) if shifts.size else lo, 0) - lo + 1
+
     def encode(s: np.ndarray) -> np.ndarray:
         return ((s[..., 0] - lo[0]) * span[1] + (s[..., 1] - lo[1])) * span[2] + (s[..., 2] - lo[2])
     grid = np.stack(np.meshgrid(*[np.arange(lo[d], lo[d] + span[d]) for d in range(3)],

@@ -113,11 +113,14 @@ def _guess_format(path: Path, fmt: str | None) -> str | None:
     return None
 
 
-def _ase_read(path: Path, selection, fmt: str | None, kwargs: dict) -> list:
+def _ase_read(path: Path, selection, fmt: str | None, kwargs: dict,
+              type_map: Sequence[str]) -> list:
     try:
         import ase.io
     except ImportError as err:
         raise ImportError(f"reading {path.name!r} needs ase: {INSTALL_HINT}") from err
+    if fmt == "lammps-data":
+        kwargs = _lammps_kwargs(path, type_map, kwargs)
     index = selection if isinstance(selection, slice) else \
         slice(selection, None if selection == -1 else selection + 1)
     images = ase.io.read(path, index=index, format=fmt, **kwargs)
@@ -145,10 +148,7 @@ def read_frames(path: str | os.PathLike, type_map: Sequence[str],
         return _deepmd_frames(path, type_map, selection)
     if not path.is_file():
         raise FileNotFoundError(f"path={str(path)!r}: no such file or directory")
-    fmt = _guess_format(path, format)
-    if fmt == "lammps-data":
-        ase_kwargs = _lammps_kwargs(path, type_map, ase_kwargs)
-    images = _ase_read(path, selection, fmt, ase_kwargs)
+    images = _ase_read(path, selection, _guess_format(path, format), ase_kwargs, type_map)
     return [_ase_frame(a, type_map, f"{path.name}, frame {k}") for k, a in enumerate(images)]
 
 
