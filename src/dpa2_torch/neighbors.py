@@ -1,0 +1,92 @@
+"""Neighbor lists on the host, extended coordinates on the device.
+
+The list is built in numpy (``dpa2_core.build_neighbor_list``) from a detached copy of
+the coordinates. What reaches the device is index data plus a constant per-ghost
+``shift`` (periodic image offset and wrapping), so the extended coordinates are
+``coord[mapping] + shift``: differentiable in ``coord`` and, through ``coord_ext``,
+in every ghost position (virial).
+"""
+
+from __future__ import annotations
+
+from typing import NamedTuple
+
+import numpy as np
+import torch
+
+
+class Neighbors(NamedTuple):
+    """Device tensors describing the extended system of a batch.
+
+    atype_ext: (nf, nall) int64, -1 on padding; mapping: (nf, nall) int64 ghost -> local,
+    -1 on padding; nlist: (nf, nloc, nnei) int64; shift: (nf, nall, 3) float, Å.
+    """
+
+    atype_ext: torch.Tensor
+    mapping: torch.Tensor
+    nlist: torch.Tensor
+    shift: torch.Tensor
+
+    def to(self, device=None, dtype=None) -> Neighbors:
+        """Move to ``device``; ``dtype`` applies to the float ``shift`` only."""
+        ints = [x.to(device=device, non_blocking=True) for x in self[:3]]
+        return Neighbors(*ints, self.shift.to(device=device, dtype=dtype, non_blocking=True))
+
+
+def _builder():
+    try:
+        from dpa2_core.neighbor_list import build_neighbor_list
+    except ImportError as err:  # pragma: no cover - depends on the core's version
+        raise ImportError("dpa2_core.build_neighbor_list is not available in this version of "
+                          "dpa2_core; pass coord_ext/atype_ext/nlist/mapping yourself") from err
+    return build_neighbor_list
+
+
+def _one_frame(build, coord: np.ndarray, atype: np.ndarray, config, box) -> tuple:
+    coord_ext, atype_ext, mapping, nlist = build(coord[None], atype[None], config,
+                                                 None if box is None else box[None])
+    coord_ext = np.asarray(coord_ext).reshape(1, -1, 3)
+    mapping = np.asarray(mapping, dtype=np.int64).reshape(1, -1)
+    own = np.take_along_axis(coord[None], np.maximum(mapping, 0)[..., None], axis=1)
+    shift = np.where(mapping[..., None] >= 0, coord_ext - own, 0.0)
+    return (np.asarray(atype_ext, dtype=np.int64).reshape(1, -1), mapping,
+            np.asarray(nlist, dtype=np.int64), shift)
+
+
+def _pad(x: np.ndarray, width: int, value) -> np.ndarray:
+    pad = [(0, 0)] * x.ndim
+    pad[1] = (0, width - x.shape[1])
+    return np.pad(x, pad, constant_values=value)
+
+
+def host_neighbors(coord: np.ndarray, atype: np.ndarray, config, box=None) -> tuple:
+    """numpy (atype_ext, mapping, nlist, shift) of a batch; frames padded to a common nall.
+
+    coord: (nf, nloc, 3); atype: (nf, nloc); box: (nf, 3, 3) or (nf, 9) or None.
+    """
+    build = _builder()
+    frames = [_one_frame(build, coord[i], atype[i], config, None if box is None else
+                         np.asarray(box[i]).reshape(3, 3)) for i in range(coord.shape[0])]
+    nall = max(f[0].shape[1] for f in frames)
+    return (np.concatenate([_pad(f[0], nall, -1) for f in frames]),
+            np.concatenate([_pad(f[1], nall, -1) for f in frames]),
+            np.concatenate([f[2] for f in frames]),
+            np.concatenate([_pad(f[3], nall, 0.0) for f in frames]))
+
+
+def neighbors_for(coord: torch.Tensor, atype: torch.Tensor, config, box=None) -> Neighbors:
+    """Build on the host from detached copies; return tensors on ``coord``'s device.
+
+    This is the one host round trip of a structure-level call (documented, unavoidable
+    for a numpy neighbor-list builder); the model forward itself has none.
+    """
+    box_np = None if box is None else box.detach().cpu().double().numpy()
+    arrays = host_neighbors(coord.detach().cpu().double().numpy(),
+                            atype.detach().cpu().numpy(), config, box_np)
+    return Neighbors(*(torch.from_numpy(a) for a in arrays)).to(coord.device, coord.dtype)
+
+
+def extend_coord(coord: torch.Tensor, nb: Neighbors) -> torch.Tensor:
+    """coord_ext (nf, nall, 3) = coord[mapping] + shift; padding rows hold atom 0 + shift."""
+    idx = nb.mapping.clamp(min=0)[..., None].expand(-1, -1, 3)
+    return torch.gather(coord, 1, idx) + nb.shift.to(coord.dtype)
