@@ -1,0 +1,85 @@
+"""The core's descriptor on jax arrays: jit (config static), grad, vmap.
+
+No formula lives here: :func:`descriptor` checks dtypes, adds or strips the frame
+axis and calls :func:`dpa2_core.descriptor`, whose array-API code traces as is.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+import dpa2_core as dc
+from dpa2_core import DescriptorOutput
+from dpa2_core._compat import numpy_dtype
+
+from .params import X64_HINT, check_precision, check_tree, x64_enabled
+
+Array = Any
+
+
+def as_jax(x: Any, name: str) -> jax.Array:
+    """``jnp.asarray`` that refuses to turn a float64/int64 host array into 32 bits."""
+    if x is None or isinstance(x, jax.Array):
+        return x
+    a = np.asarray(x)
+    if a.dtype in (np.float64, np.int64) and not x64_enabled():
+        if a.dtype == np.int64:  # indices: 32 bits are exact for any realistic size
+            return jnp.asarray(a.astype(np.int32))
+        raise ValueError(f"{name}: float64 input while jax_enable_x64 is off: {X64_HINT}, "
+                         "or pass float32 coordinates")
+    return jnp.asarray(a)
+
+
+def check_inputs(params: Any, config: dc.DPA2Config, coord_ext: Array) -> None:
+    """Static (trace-time) checks: precision vs x64, parameter dtypes, coordinate dtype.
+
+    ``coord_ext`` may be as wide as or wider than the model precision (a float32 model
+    accepts float64 coordinates and returns float64, as deepmd-kit does); narrower
+    coordinates would silently lose the model's precision, so they raise.
+    """
+    check_precision(config.dtype_name)
+    check_tree(params, config)
+    model = jnp.dtype(numpy_dtype(config.dtype_name))
+    got = jnp.dtype(coord_ext.dtype)
+    if not jnp.issubdtype(got, jnp.floating):
+        raise ValueError(f"coord_ext: must be a floating array, got dtype {got}")
+    if jnp.finfo(got).bits < jnp.finfo(model).bits:
+        raise ValueError(f"coord_ext: dtype {got} is narrower than precision="
+                         f"{config.precision!r} ({model}); pass {model} coordinates")
+
+
+def descriptor(
+    params: dict,
+    config: dc.DPA2Config,
+    coord_ext: Array,
+    atype_ext: Array,
+    nlist: Array,
+    mapping: Array | None = None,
+) -> DescriptorOutput:
+    """DPA-2 descriptor of jax arrays (:func:`dpa2_core.descriptor`).
+
+    Batched: coord_ext (nf, nall, 3), atype_ext (nf, nall), nlist (nf, nloc, nnei),
+    mapping (nf, nall) -> outputs with a leading ``nf``. One frame (what ``jax.vmap``
+    sees): coord_ext (nall, 3), atype_ext (nall,), nlist (nloc, nnei), mapping (nall,)
+    -> outputs without it. ``config`` must be static under ``jax.jit``
+    (``static_argnums=1``); it is a frozen, hashable dataclass.
+    """
+    coord_ext = as_jax(coord_ext, "coord_ext")
+    atype_ext, nlist = as_jax(atype_ext, "atype_ext"), as_jax(nlist, "nlist")
+    mapping = as_jax(mapping, "mapping")
+    check_inputs(params, config, coord_ext)
+    if atype_ext.ndim != 1:
+        return dc.descriptor(params, config, coord_ext, atype_ext, nlist, mapping)
+    batch = (coord_ext[None], atype_ext[None], nlist[None],
+             None if mapping is None else mapping[None])
+    out = dc.descriptor(params, config, *batch)
+    return DescriptorOutput(*(x[0] for x in out))
+
+
+jit_descriptor = jax.jit(descriptor, static_argnums=1)
+jit_descriptor.__doc__ = """:func:`descriptor` under ``jax.jit`` (config static): one compile per
+(config, input shapes, dtypes); later calls with the same shapes reuse it."""

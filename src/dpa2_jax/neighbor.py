@@ -1,0 +1,204 @@
+"""Fixed-capacity neighbor lists that run inside ``jax.jit`` (the jax-md pattern).
+
+Three functions, one frame each (``jax.vmap`` them for replicas sharing a box):
+
+* :func:`allocate` (host, outside jit): picks the periodic images and the capacity
+  (candidates per atom) from the first structure and returns the static
+  :class:`NeighborSpec` plus the first :class:`NeighborList`.
+* :func:`update` (jit): rebuilds the candidate list (all pairs within ``rcut + skin``,
+  brute force over the fixed ghost images, O(nloc * nall)) only when some atom moved
+  more than ``skin / 2`` since the last build, and raises the sticky
+  ``did_overflow`` flag when an atom has more candidates than ``capacity``.
+* :func:`extend` (jit): the descriptor inputs ``(coord_ext, atype_ext, mapping, nlist)``
+  from the current coordinates: candidates re-sorted by current distance, cut at
+  ``rcut`` and truncated to ``nsel`` (deepmd-kit's ``format_nlist``).
+
+Check ``bool(nbrs.did_overflow)`` outside jit (e.g. after each chunk of MD steps); on
+overflow the results since the last check are invalid: :func:`allocate` again (a
+larger capacity recompiles) and redo the chunk. The box is fixed (NVE/NVT).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from typing import Any, NamedTuple
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from .descriptor import as_jax
+
+Array = Any
+
+
+@dataclasses.dataclass(frozen=True)
+class NeighborSpec:
+    """Static part of a neighbor list (hashable: a ``jax.jit`` static argument).
+
+    shifts: integer image offsets, ``(0, 0, 0)`` first, in deepmd-kit's order, so the
+    extended system is image-major: ``coord_ext[s * nloc + i] = x_i + shifts[s] @ box``.
+    Changing any field recompiles.
+    """
+
+    rcut: float
+    nsel: int
+    skin: float
+    capacity: int
+    shifts: tuple[tuple[int, int, int], ...]
+
+    @property
+    def cutoff(self) -> float:
+        """Candidate cutoff ``rcut + skin``."""
+        return self.rcut + self.skin
+
+
+class NeighborList(NamedTuple):
+    """Dynamic part (a pytree of arrays).
+
+    idx: (nloc, capacity) int candidate indices into the extended system, -1 padded,
+    sorted by distance at build time; reference: (nloc, 3) positions at the last
+    build; offset: (nloc, 3) wrapping offset fixed between builds (keeps ghosts
+    continuous when atoms cross the cell boundary); box: (3, 3) rows = lattice vectors
+    (zeros without PBC); did_overflow: () bool, sticky; max_count: () int, the largest
+    candidate count seen at a build (what a new capacity must hold).
+    """
+
+    idx: Array
+    reference: Array
+    offset: Array
+    box: Array
+    did_overflow: Array
+    max_count: Array
+
+
+def image_shifts(box: np.ndarray | None, cutoff: float) -> tuple[tuple[int, int, int], ...]:
+    """Integer image offsets covering ``cutoff`` around the cell (spec §3.2), ``(0,0,0)``
+    first then stably sorted by length. Without a box: only ``(0, 0, 0)``."""
+    if box is None:
+        return ((0, 0, 0),)
+    box = np.asarray(box, dtype=np.float64).reshape(3, 3)
+    volume = abs(float(np.linalg.det(box)))
+    if volume <= 0.0:
+        raise ValueError("box: singular cell (zero volume)")
+    faces = [np.cross(box[(d + 1) % 3], box[(d + 2) % 3]) for d in range(3)]
+    nbuff = [math.ceil(cutoff / (volume / np.linalg.norm(f))) for f in faces]
+    grid = np.stack(np.meshgrid(*[np.arange(-n, n + 1) for n in nbuff], indexing="ij"), -1)
+    grid = grid.reshape(-1, 3)
+    order = np.argsort(np.linalg.norm(grid, axis=1), kind="stable")
+    return tuple(tuple(int(v) for v in row) for row in grid[order])
+
+
+def _wrap_offset(coord: Array, box: Array, periodic: bool) -> Array:
+    """-floor(s) @ box with s the fractional coordinates: coord + offset lies in the cell."""
+    if not periodic:
+        return jnp.zeros_like(coord)
+    frac = coord @ jnp.linalg.inv(box)
+    return -jnp.floor(frac) @ box
+
+
+def _extended(spec: NeighborSpec, coord: Array, offset: Array, box: Array) -> Array:
+    """(nall, 3) image-major extended positions; differentiable in ``coord``."""
+    images = jnp.asarray(spec.shifts, dtype=coord.dtype) @ box  # (ns, 3)
+    return jnp.reshape((coord + offset)[None, :, :] + images[:, None, :], (-1, 3))
+
+
+def _pair_mask(spec: NeighborSpec, coord, atype, offset, box) -> tuple[Array, Array]:
+    """Candidate mask (nloc, nall) and squared distances, no gradient."""
+    coord = jax.lax.stop_gradient(coord)
+    nloc = coord.shape[0]
+    ext = _extended(spec, coord, offset, box)
+    d = ext[None, :, :] - (coord + offset)[:, None, :]
+    d2 = jnp.sum(d * d, axis=-1)
+    j = jnp.arange(ext.shape[0])
+    atype_ext = jnp.tile(atype, len(spec.shifts))
+    ok = (d2 <= spec.cutoff**2) & (j[None, :] != jnp.arange(nloc)[:, None])
+    ok = ok & (atype_ext[None, :] >= 0) & (atype[:, None] >= 0)
+    return ok, d2
+
+
+def _build(spec: NeighborSpec, coord, atype, box, did_overflow) -> NeighborList:
+    periodic = len(spec.shifts) > 1 or spec.shifts[0] != (0, 0, 0)
+    offset = _wrap_offset(jax.lax.stop_gradient(coord), box, periodic)
+    ok, d2 = _pair_mask(spec, coord, atype, offset, box)
+    count = jnp.max(jnp.sum(ok, axis=1), initial=0)
+    k = min(spec.capacity, ok.shape[1])
+    key, idx = jax.lax.top_k(jnp.where(ok, -d2, -jnp.inf), k)
+    idx = jnp.where(key > -jnp.inf, idx, -1)
+    if k < spec.capacity:
+        idx = jnp.pad(idx, ((0, 0), (0, spec.capacity - k)), constant_values=-1)
+    overflow = did_overflow | (count > spec.capacity)
+    return NeighborList(idx, jax.lax.stop_gradient(coord), offset, box, overflow, count)
+
+
+def allocate(coord, atype, rcut: float, nsel: int, box=None, *, skin: float = 0.5,
+             capacity_multiplier: float = 1.25, capacity: int | None = None
+             ) -> tuple[NeighborSpec, NeighborList]:
+    """Spec and first list of one frame: coord (nloc, 3), atype (nloc,), box (3, 3)/None.
+
+    ``rcut``/``nsel`` are the model's (``config.rcut``, ``config.nsel``). The capacity is
+    ``ceil(capacity_multiplier * max candidates)`` unless given. Host-side: do not jit.
+    """
+    if skin < 0:
+        raise ValueError(f"skin={skin!r}: must be >= 0")
+    coord = as_jax(coord, "coord")
+    atype = as_jax(atype, "atype")
+    box_np = None if box is None else np.asarray(box, dtype=np.float64).reshape(3, 3)
+    shifts = image_shifts(box_np, rcut + skin)
+    box_j = jnp.zeros((3, 3), coord.dtype) if box is None else as_jax(box, "box").reshape(3, 3)
+    probe = NeighborSpec(float(rcut), int(nsel), float(skin), 1, shifts)
+    if capacity is None:
+        offset = _wrap_offset(coord, box_j, box is not None)
+        ok, _ = _pair_mask(probe, coord, atype, offset, box_j)
+        most = int(jnp.max(jnp.sum(ok, axis=1), initial=0))
+        capacity = max(1, math.ceil(capacity_multiplier * most))
+    spec = dataclasses.replace(probe, capacity=int(capacity))
+    return spec, _jit_build(spec, coord, atype, box_j, jnp.asarray(False))
+
+
+_jit_build = jax.jit(_build, static_argnums=0)
+
+
+def needs_rebuild(spec: NeighborSpec, nbrs: NeighborList, coord: Array) -> Array:
+    """() bool: some atom moved more than ``skin / 2`` since the last build."""
+    d = jax.lax.stop_gradient(coord) - nbrs.reference
+    return jnp.max(jnp.sum(d * d, axis=-1), initial=0.0) > (0.5 * spec.skin) ** 2
+
+
+def update(spec: NeighborSpec, nbrs: NeighborList, coord: Array, atype: Array,
+           force: bool = False) -> NeighborList:
+    """Rebuild when needed (or ``force``); jit-compatible, ``spec`` static."""
+    if force:
+        return _build(spec, coord, atype, nbrs.box, nbrs.did_overflow)
+    return jax.lax.cond(
+        needs_rebuild(spec, nbrs, coord),
+        lambda: _build(spec, coord, atype, nbrs.box, nbrs.did_overflow),
+        lambda: nbrs,
+    )
+
+
+def extend(spec: NeighborSpec, nbrs: NeighborList, coord: Array, atype: Array
+           ) -> tuple[Array, Array, Array, Array]:
+    """Descriptor inputs of one frame: coord_ext (nall, 3), atype_ext (nall,),
+    mapping (nall,), nlist (nloc, nsel) sorted by current distance, -1 beyond rcut.
+
+    coord_ext is differentiable in ``coord`` (every periodic image moves with its atom).
+    """
+    nloc = coord.shape[0]
+    ns = len(spec.shifts)
+    coord_ext = _extended(spec, coord, nbrs.offset, nbrs.box)
+    valid = nbrs.idx >= 0
+    idx = jnp.where(valid, nbrs.idx, 0)
+    fixed = jax.lax.stop_gradient(coord_ext)
+    d = fixed[idx] - fixed[:nloc, None, :]
+    d2 = jnp.sum(d * d, axis=-1)
+    key = jnp.where(valid & (d2 <= spec.rcut**2), d2, jnp.inf)
+    width = min(spec.nsel, spec.capacity)
+    order = jnp.argsort(key, axis=1, stable=True)[:, :width]
+    nlist = jnp.where(jnp.isfinite(jnp.take_along_axis(key, order, axis=1)),
+                      jnp.take_along_axis(nbrs.idx, order, axis=1), -1)
+    if width < spec.nsel:
+        nlist = jnp.pad(nlist, ((0, 0), (0, spec.nsel - width)), constant_values=-1)
+    mapping = jnp.tile(jnp.arange(nloc, dtype=nlist.dtype), ns)
+    return coord_ext, jnp.tile(atype, ns), mapping, nlist
