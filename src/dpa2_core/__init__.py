@@ -1,5 +1,6 @@
 """dpa2_core: the DPA-2 descriptor as pure array-API functions (numpy, torch, jax, ...)."""
 
+from . import presets
 from .config import DPA2Config, RepformerConfig, RepinitConfig
 from .descriptor import DescriptorOutput, descriptor
 from .io import dump_deepmd, load, load_deepmd, save
@@ -24,6 +25,7 @@ __all__ = [
     "load",
     "load_deepmd",
     "param_spec",
+    "presets",
     "save",
 ]
 __version__ = "0.1.0"

@@ -179,10 +179,14 @@ def tree_map(fn, tree: Any, prefix: tuple = ()) -> Any:
 
 
 def is_trainable(path: tuple, config: DPA2Config) -> bool:
-    """Whether the parameter at ``path`` is trained (statistics never are)."""
-    if not config.trainable or path[-1] in STATISTICS:
-        return False
-    return config.repformer.trainable_ln or "attn2_lm" not in path
+    """Whether the parameter at ``path`` is trained (statistics never are).
+
+    ``config.trainable`` decides for every weight, the attention LayerNorm included:
+    deepmd-kit's PyTorch DPA-2 sets ``requires_grad = trainable`` on all its parameters
+    after building them, which overrides ``repformer.trainable_ln = False``. The flag is
+    kept (and serialized) but, as there, it freezes nothing.
+    """
+    return config.trainable and path[-1] not in STATISTICS
 
 
 def _draw(leaf: Leaf, rng: np.random.Generator, dtype: Any, zero_residual: bool) -> np.ndarray:

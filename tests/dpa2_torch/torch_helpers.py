@@ -65,14 +65,17 @@ def ext_inputs(config, coord, atype, box) -> tuple[torch.Tensor, ...]:
 
 
 def deepmd_param_count(serialized) -> int:
-    """Trainable weights in a deepmd-kit serialized dict: every w, b, idt, LayerNorm w/b and
-    residual vector (``@variables`` entries other than davg/dstd); LayerNorms with
-    ``trainable: False`` and whole non-trainable descriptors count 0."""
+    """Weights deepmd-kit's PyTorch DPA-2 trains, read off its serialized dict: every w, b,
+    idt, LayerNorm w/b and residual vector (``@variables`` entries other than davg/dstd),
+    or none when the descriptor's ``trainable`` is False. deepmd's constructor sets
+    ``requires_grad = trainable`` on all parameters last, so the per-LayerNorm
+    ``trainable`` flag (``trainable_ln``) does not count."""
+    if isinstance(serialized, dict) and serialized.get("type") == "dpa2" \
+            and serialized.get("trainable") is False:
+        return 0
     if isinstance(serialized, list):
         return sum(deepmd_param_count(x) for x in serialized)
     if not isinstance(serialized, dict):
-        return 0
-    if serialized.get("trainable") is False:
         return 0
     total = 0
     for key, value in serialized.items():
