@@ -76,7 +76,7 @@ def dense_list(xp: Any, coord_ext: Array, atype_ext: Array, nloc: int, rcut: flo
                nsel: int) -> tuple[Array, Array]:
     """Sorted mixed-type list (nf, nloc, nsel) and neighbor counts (nf, nloc).
 
-    Rows hold every real neighbor with r² <= rcut² (r² as the descriptor computes it),
+    Rows hold every real neighbor with sqrt(r²) <= rcut (r² as the descriptor computes it),
     closest first, ties by extended index; then -1. Virtual atoms are never neighbors and
     have empty rows.
     """
@@ -86,7 +86,7 @@ def dense_list(xp: Any, coord_ext: Array, atype_ext: Array, nloc: int, rcut: flo
     dev = device(coord_ext)
     other = xp.arange(nall, device=dev)[None, :] != xp.arange(nloc, device=dev)[:, None]
     real = (atype_ext[:, None, :] >= 0) & (atype_ext[:, :nloc, None] >= 0)
-    valid = real & other[None, ...] & (r2 <= rcut * rcut)
+    valid = real & other[None, ...] & (xp.sqrt(r2) <= rcut)  # r, as deepmd-kit
     key = xp.where(valid, r2, xp.full_like(r2, math.inf))
     order = xp.astype(xp.argsort(key, axis=-1, stable=True), xp.int64)
     width = min(nsel, nall)

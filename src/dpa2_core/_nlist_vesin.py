@@ -136,7 +136,7 @@ def frame_list(coord: np.ndarray, atype: np.ndarray, cell: np.ndarray | None,
     d *= d
     r2 = d.sum(axis=-1)  # bit-identical to the descriptor's sum(d * d, axis=-1)
     del d
-    within = np.flatnonzero(r2 <= rcut * rcut)
+    within = np.flatnonzero(np.sqrt(r2) <= rcut)  # deepmd-kit compares r, not r²
     i, j, key, r2 = i[within], j[within], key[within], r2[within]
     j_ext, first = _ghosts(j, key, zero, nloc)
     nlist, count = sorted_rows(i, j_ext, r2, nloc, nsel)

@@ -8,6 +8,7 @@ invertible; those axes are never wrapped and never imaged.
 
 from __future__ import annotations
 
+import math
 from typing import Any, NamedTuple
 
 import numpy as np
@@ -16,6 +17,9 @@ from ._compat import to_numpy
 
 # |det| / prod(|a_d|) below this means the periodic vectors are (nearly) linearly dependent.
 DEGENERATE_TOL = 1e-8
+# More periodic images of the cell than this within rcut means a cell far thinner than any
+# physical structure (a near-flat cell): refuse it instead of building billions of ghosts.
+MAX_IMAGES = 100_000
 
 
 class Structure(NamedTuple):
@@ -55,7 +59,9 @@ def _batch_shapes(coord: np.ndarray, atype: np.ndarray, box: np.ndarray | None):
         if box.shape[1:] == (9,):
             box = box.reshape(nf, 3, 3)
         if tuple(box.shape) != (nf, 3, 3):
-            raise ValueError(f"box: expected shape (nf={nf}, 3, 3), (nf, 9) or (3, 3), got "
+            want = "(3, 3) or (9,)" if single else \
+                f"(nf={nf}, 3, 3) or ({nf}, 9) (a (3, 3) box goes with a single frame)"
+            raise ValueError(f"box: expected shape {want}, got "
                              f"{tuple(box.shape[1:]) if single else tuple(box.shape)}")
     return coord, atype, box
 
@@ -155,6 +161,21 @@ def heights(cell: np.ndarray) -> np.ndarray:
     volume = np.abs(np.sum(a0 * np.cross(a1, a2), axis=-1))
     faces = np.stack([np.cross(a1, a2), np.cross(a2, a0), np.cross(a0, a1)], axis=-2)
     return volume[..., None] / np.linalg.norm(faces, axis=-1)
+
+
+def check_images(cell: np.ndarray | None, periodic: tuple[bool, bool, bool],
+                 rcut: float) -> None:
+    """Raise a ValueError naming ``box`` when covering ``rcut`` needs more than
+    :data:`MAX_IMAGES` periodic images of some frame's cell (nf, 3, 3)."""
+    if cell is None:
+        return
+    for f, h in enumerate(heights(cell)):
+        reach = [2 * math.ceil(rcut / h[d]) + 1 if periodic[d] else 1 for d in range(3)]
+        if math.prod(reach) > MAX_IMAGES:
+            raise ValueError(
+                f"box: frame {f} is too thin for rcut={rcut}: face-to-face heights "
+                f"{[float(f'{x:.3g}') for x in h]} Å need {reach[0]}x{reach[1]}x{reach[2]} "
+                f"periodic images (limit {MAX_IMAGES}); is the cell nearly flat?")
 
 
 def shift_vectors(shifts: np.ndarray, cell: np.ndarray) -> np.ndarray:

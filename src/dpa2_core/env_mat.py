@@ -48,7 +48,7 @@ def sub_list(xp: Any, nlist: Array, r2: Array, rcut: float, nsel: int) -> Array:
     nlist, r2: (nf, nloc, nnei >= nsel) -> (nf, nloc, nsel).
     """
     sub = nlist[..., :nsel]
-    far = r2[..., :nsel] > rcut * rcut
+    far = xp.sqrt(r2[..., :nsel]) > rcut  # r, not r²: the two differ by an ulp at rcut
     return xp.where(far, -xp.ones_like(sub), sub)
 
 

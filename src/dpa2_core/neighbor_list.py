@@ -23,7 +23,7 @@ import numpy as np
 from ._compat import device, namespace, to_numpy
 from ._nlist_reference import image_shifts, reference_neighbor_list
 from ._nlist_vesin import INSTALL_HINT, FrameList, frame_list, import_vesin
-from .cells import Structure, check_structure
+from .cells import Structure, check_images, check_structure
 
 Array = Any
 ENGINES = ("auto", "vesin", "reference")
@@ -155,6 +155,7 @@ def build_neighbor_list(
     rcut, nsel = _cutoffs(config, rcut, nsel)
     chosen = _engine(engine)
     s = check_structure(coord, atype, box, pbc, getattr(config, "ntypes", None))
+    check_images(s.cell, s.periodic, rcut)
     if chosen == "vesin" or s.atype.shape[0] == 0:
         *out, count = _vesin_batch(s, rcut, nsel)
         out = _to_caller(tuple(out), coord)

@@ -28,6 +28,9 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from dpa2_core._nlist_reference import image_shifts as dense_image_shifts
+from dpa2_core.cells import check_cell, check_images
+
 from .descriptor import as_jax
 
 Array = Any
@@ -75,19 +78,15 @@ class NeighborList(NamedTuple):
 
 def image_shifts(box: np.ndarray | None, cutoff: float) -> tuple[tuple[int, int, int], ...]:
     """Integer image offsets covering ``cutoff`` around the cell (spec §3.2), ``(0,0,0)``
-    first then stably sorted by length. Without a box: only ``(0, 0, 0)``."""
+    first then stably sorted by length: the core's dense builder's shifts. Without a
+    box: only ``(0, 0, 0)``. A degenerate or nearly flat box raises naming ``box``."""
     if box is None:
         return ((0, 0, 0),)
-    box = np.asarray(box, dtype=np.float64).reshape(3, 3)
-    volume = abs(float(np.linalg.det(box)))
-    if volume <= 0.0:
-        raise ValueError("box: singular cell (zero volume)")
-    faces = [np.cross(box[(d + 1) % 3], box[(d + 2) % 3]) for d in range(3)]
-    nbuff = [math.ceil(cutoff / (volume / np.linalg.norm(f))) for f in faces]
-    grid = np.stack(np.meshgrid(*[np.arange(-n, n + 1) for n in nbuff], indexing="ij"), -1)
-    grid = grid.reshape(-1, 3)
-    order = np.argsort(np.linalg.norm(grid, axis=1), kind="stable")
-    return tuple(tuple(int(v) for v in row) for row in grid[order])
+    cell = np.asarray(box, dtype=np.float64).reshape(1, 3, 3)
+    periodic = (True, True, True)
+    check_cell(cell[0], periodic, 0)
+    check_images(cell, periodic, cutoff)
+    return tuple(tuple(row) for row in dense_image_shifts(cell, periodic, cutoff).tolist())
 
 
 def _wrap_offset(coord: Array, box: Array, periodic: bool) -> Array:
@@ -113,7 +112,7 @@ def _pair_mask(spec: NeighborSpec, coord, atype, offset, box) -> tuple[Array, Ar
     d2 = jnp.sum(d * d, axis=-1)
     j = jnp.arange(ext.shape[0])
     atype_ext = jnp.tile(atype, len(spec.shifts))
-    ok = (d2 <= spec.cutoff**2) & (j[None, :] != jnp.arange(nloc)[:, None])
+    ok = (jnp.sqrt(d2) <= spec.cutoff) & (j[None, :] != jnp.arange(nloc)[:, None])
     ok = ok & (atype_ext[None, :] >= 0) & (atype[:, None] >= 0)
     return ok, d2
 
@@ -193,7 +192,7 @@ def extend(spec: NeighborSpec, nbrs: NeighborList, coord: Array, atype: Array
     fixed = jax.lax.stop_gradient(coord_ext)
     d = fixed[idx] - fixed[:nloc, None, :]
     d2 = jnp.sum(d * d, axis=-1)
-    key = jnp.where(valid & (d2 <= spec.rcut**2), d2, jnp.inf)
+    key = jnp.where(valid & (jnp.sqrt(d2) <= spec.rcut), d2, jnp.inf)  # r, as deepmd-kit
     width = min(spec.nsel, spec.capacity)
     order = jnp.argsort(key, axis=1, stable=True)[:, :width]
     nlist = jnp.where(jnp.isfinite(jnp.take_along_axis(key, order, axis=1)),

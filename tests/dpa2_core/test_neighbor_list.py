@@ -145,16 +145,54 @@ def test_neighbors_match_ase(seed, kind, engine):
 @PROPERTY
 @given(seed=st.integers(0, 2**32 - 1),
        kind=st.sampled_from(["orthorhombic", "triclinic", "tiny", "slab", "cluster"]))
-def test_neighbors_match_deepmd(seed, kind):
+@pytest.mark.parametrize("engine", ["vesin", "reference"])
+def test_neighbors_match_deepmd(seed, kind, engine):
     pytest.importorskip("deepmd", reason="deepmd-kit (the parity oracle) is not installed")
     from oracle import deepmd_inputs
 
     coord, atype, cell, _ = random_structure(seed, kind)
     box = None if cell is None else cell[None]
-    out = dc.build_neighbor_list(coord[None], atype[None], SMALL, box, nsel=WIDE)
+    out = dc.build_neighbor_list(coord[None], atype[None], SMALL, box, nsel=WIDE,
+                                 engine=engine)
     ce, ae, nl, mp = deepmd_inputs(coord[None], atype[None], box, RCUT, WIDE)
     assert_same_pairs(pair_table(out)[0], pair_table((ce, ae, mp, nl))[0])
     np.testing.assert_allclose(out[0][:, : len(atype)], ce[:, : len(atype)], rtol=0, atol=1e-9)
+
+
+def _one_ulp_past(rc: float) -> tuple[float, float]:
+    """(a, b) with a² + b² the float just above rc² while sqrt(a² + b²) rounds to rc."""
+    target = np.nextafter(rc * rc, np.inf)
+    for a in np.linspace(1.0, 0.9 * rc, 20001):
+        b0 = np.sqrt(rc * rc - a * a)
+        for b in (b0, np.nextafter(b0, np.inf), np.nextafter(np.nextafter(b0, np.inf), np.inf)):
+            if a * a + b * b == target and np.sqrt(a * a + b * b) == rc:
+                return float(a), float(b)
+    raise AssertionError(f"no such pair for rc={rc}")
+
+
+@pytest.mark.parametrize("engine", ["vesin", "reference"])
+def test_cutoff_compares_distances_like_deepmd(engine):
+    """r² one ulp above rc² with sqrt(r²) == rc: deepmd-kit keeps the pair (it compares
+    r, not r²), in its builder and in its per-block sub-lists; so do we."""
+    pytest.importorskip("deepmd", reason="deepmd-kit (the parity oracle) is not installed")
+    from deepmd.dpmodel.utils.nlist import build_multiple_neighbor_list
+    from oracle import deepmd_inputs
+
+    from dpa2_core.env_mat import geometry, sub_list
+
+    a, b = _one_ulp_past(RCUT)
+    coord, atype = np.array([[[0.0, 0, 0], [a, b, 0.0]]]), np.array([[0, 1]])
+    ours = dc.build_neighbor_list(coord, atype, SMALL, engine=engine)[3]
+    theirs = deepmd_inputs(coord, atype, None, RCUT, SMALL.nsel)[2]
+    np.testing.assert_array_equal(ours, theirs)
+    assert ours[0, 0, 0] == 1
+    rc, nsel = RCUT, SMALL.repformer.nsel  # a sub-list at 4 Å of a 5 Å list
+    coord = np.array([[[0.0, 0, 0], [a, b, 0.0], [1.0, -1.0, 0.5]]])
+    ce, _, nl, _ = deepmd_inputs(coord, np.array([[0, 1, 1]]), None, 5.0, SMALL.nsel)
+    want = build_multiple_neighbor_list(ce.reshape(1, -1), nl, [rc], [nsel])
+    got = sub_list(np, nl, geometry(np, ce, nl).r2, rc, nsel)
+    np.testing.assert_array_equal(got, next(iter(want.values())))
+    assert 1 in got[0, 0]
 
 
 def test_batch_of_different_cells_pads_with_virtual_ghosts():
@@ -204,11 +242,19 @@ def test_no_warning_when_nsel_suffices():
     (np.array([[4.0, 0, 0], [8.0, 0, 0], [0, 0, 5.0]]), "box: frame 0 is degenerate"),
     (np.diag([4.0, 0.0, 5.0]), "box: frame 0 is degenerate"),
     (np.diag([4.0, np.nan, 5.0]), "box: contains NaN"),
-    (np.eye(2), r"box: expected shape"),
+    (np.eye(2), r"box: expected shape \(3, 3\) or \(9,\), got \(2, 2\)"),
+    (np.array([[5.0, 0, 0], [0, 5.0, 0], [5.0, 5.0, 1e-2]]), "box: frame 0 is too thin"),
+    (np.array([[5.0, 0, 0], [0, 5.0, 0], [5.0, 5.0, 1e-7]]), "box: frame 0 is too thin"),
 ])
-def test_bad_box(box, match):
+@pytest.mark.parametrize("engine", ["vesin", "reference"])
+def test_bad_box(box, match, engine):
     with pytest.raises(ValueError, match=match):
-        dc.build_neighbor_list(np.zeros((2, 3)), np.zeros(2, int), SMALL, box)
+        dc.build_neighbor_list(np.zeros((2, 3)), np.zeros(2, int), SMALL, box, engine=engine)
+
+
+def test_batch_with_one_box_names_the_shapes():
+    with pytest.raises(ValueError, match=r"box: expected shape \(nf=2, 3, 3\) or \(2, 9\)"):
+        dc.build_neighbor_list(np.zeros((2, 2, 3)), np.zeros((2, 2), int), SMALL, np.eye(3))
 
 
 def test_bad_inputs():

@@ -116,3 +116,12 @@ def test_image_shifts_follow_deepmd_order():
     assert norms == sorted(norms)
     assert neighbor.image_shifts(None, 6.0) == ((0, 0, 0),)
     assert len(neighbor.image_shifts(np.diag([4.0, 10.0, 10.0]), 6.0)) == 45
+
+
+@pytest.mark.parametrize("box, match", [
+    (np.diag([4.0, 0.0, 5.0]), "box: frame 0 is degenerate"),
+    (np.array([[5.0, 0, 0], [0, 5.0, 0], [5.0, 5.0, 1e-3]]), "box: frame 0 is too thin"),
+])
+def test_bad_boxes_are_refused_by_name(box, match):
+    with pytest.raises(ValueError, match=match):
+        neighbor.image_shifts(box, 6.0)
