@@ -39,8 +39,15 @@ def _load_model(args: argparse.Namespace) -> tuple[DPA2Config, dict, str]:
 
 
 def _frames(args: argparse.Namespace, config: DPA2Config) -> tuple[list, str]:
+    """([Frame, ...], description) of STRUCTURE, or the bundled water frame."""
+    from .structures import Frame, read_frames
+
     if args.structure is None:
         from .presets import water_frame
+
+        if args.frames is not None:
+            raise ValueError(f"--frames={args.frames!r}: needs a STRUCTURE (the bundled "
+                             "default is one frame)")
 
         coord, atype, box, symbols = water_frame()
         if config.type_map is not None:
@@ -49,36 +56,35 @@ def _frames(args: argparse.Namespace, config: DPA2Config) -> tuple[list, str]:
                 raise ValueError(f"type_map={list(config.type_map)}: lacks {missing} of the "
                                  "bundled water frame; pass a STRUCTURE")
             atype = np.asarray([config.type_map.index(symbols[t]) for t in atype])
-        return [(coord, atype, box)], "bundled water frame (192 atoms, periodic)"
-    from .structures import read_frames
-
+        return [Frame(coord, atype, box)], "bundled water frame (192 atoms, periodic)"
     if config.type_map is None:
         raise SystemExit("error: the model has no type_map; cannot map element symbols")
     frames = read_frames(args.structure, list(config.type_map), args.frames)
-    return [tuple(f) for f in frames], f"{args.structure} ({len(frames)} frame(s))"
+    return frames, f"{args.structure} ({len(frames)} frame(s))"
 
 
-def _describe_frame(config, params, coord, atype, box) -> tuple[dict, int, int]:
+def _describe_frame(config, params, frame) -> tuple[dict, int, int]:
     from .descriptor import descriptor
     from .neighbor_list import build_neighbor_list
 
     coord_ext, atype_ext, mapping, nlist = build_neighbor_list(
-        coord[None], atype[None], config, None if box is None else box[None])
+        frame.coord[None], frame.atype[None], config,
+        None if frame.box is None else frame.box[None], pbc=frame.pbc)
     out = descriptor(params, config, coord_ext, atype_ext, nlist, mapping)
     result = {k: np.asarray(v)[0] for k, v in zip(OUTPUT_FIELDS, out, strict=True)}
     n_rep = int((np.asarray(out.sw)[0] > 0).sum())
     return result, int((nlist >= 0).sum()), n_rep
 
 
-def _stack(results: list[dict], inputs: list[tuple]) -> dict:
+def _stack(results: list[dict], inputs: list) -> dict:
     """One array per field when every frame has the same atom count, else per-frame keys."""
     same = len({len(f[1]) for f in inputs}) == 1
     out: dict[str, Any] = {}
-    fields = [("coord", 0), ("atype", 1), ("box", 2)]
+    fields = [("coord", 0), ("atype", 1), ("box", 2), ("pbc", 3)]
     if same:
         out.update({k: np.stack([r[k] for r in results]) for k in OUTPUT_FIELDS})
         out.update({k: np.stack([f[i] for f in inputs]) for k, i in fields
-                    if inputs[0][i] is not None})
+                    if all(f[i] is not None for f in inputs)})
         return out
     for n, (r, f) in enumerate(zip(results, inputs, strict=True)):
         out.update({f"frame{n}/{k}": v for k, v in r.items()})
@@ -91,10 +97,10 @@ def cmd_describe(args: argparse.Namespace) -> int:
     frames, what = _frames(args, config)
     start = time.perf_counter()
     results, n_full, n_rep, n_atoms = [], 0, 0, 0
-    for coord, atype, box in _progress(frames, len(frames) > 1 and not args.quiet):
-        r, nf, nr = _describe_frame(config, params, coord, atype, box)
+    for frame in _progress(frames, len(frames) > 1 and not args.quiet):
+        r, nf, nr = _describe_frame(config, params, frame)
         results.append(r)
-        n_full, n_rep, n_atoms = n_full + nf, n_rep + nr, n_atoms + len(atype)
+        n_full, n_rep, n_atoms = n_full + nf, n_rep + nr, n_atoms + len(frame.atype)
     elapsed = time.perf_counter() - start
     data = _stack(results, frames)
     np.savez(args.output, **data)

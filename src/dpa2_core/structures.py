@@ -24,11 +24,13 @@ _LAMMPS_SUFFIXES = (".data", ".lmp", ".lammps", ".lammps-data")
 
 class Frame(NamedTuple):
     """coord (nloc, 3) float64 Å; atype (nloc,) int64 indices into type_map;
-    box (3, 3) float64, rows = lattice vectors, or None (open boundary)."""
+    box (3, 3) float64, rows = lattice vectors, or None (open boundary); pbc: None (every
+    axis periodic when there is a box) or three bools for mixed periodicity (a slab)."""
 
     coord: np.ndarray
     atype: np.ndarray
     box: np.ndarray | None
+    pbc: tuple[bool, bool, bool] | None = None
 
 
 def parse_frames(frames: str | int | slice | None) -> int | slice:
@@ -79,13 +81,11 @@ def _types(symbols: list[str], type_map: Sequence[str], where: str) -> np.ndarra
 
 
 def _ase_frame(atoms: Any, type_map: Sequence[str], where: str) -> Frame:
-    pbc = [bool(p) for p in atoms.pbc]
-    if any(pbc) and not all(pbc):
-        raise ValueError(f"{where}: mixed periodicity pbc={pbc} cannot be stored in a Frame "
-                         "(box or None); build its inputs with dpa2_core.from_ase(atoms, config)")
-    box = np.asarray(atoms.cell.array, dtype=np.float64) if all(pbc) else None
+    pbc = tuple(bool(p) for p in atoms.pbc)
+    box = np.asarray(atoms.cell.array, dtype=np.float64) if any(pbc) else None
     return Frame(np.asarray(atoms.positions, dtype=np.float64),
-                 _types(atoms.get_chemical_symbols(), type_map, where), box)
+                 _types(atoms.get_chemical_symbols(), type_map, where), box,
+                 None if all(pbc) or not any(pbc) else pbc)
 
 
 def _lammps_kwargs(path: Path, type_map: Sequence[str], kwargs: dict) -> dict:
@@ -138,18 +138,24 @@ def read_frames(path: str | os.PathLike, type_map: Sequence[str],
     CIF, LAMMPS data, ...); type_map: element symbols, index = type; frames: selection
     in slice syntax (None = all). ``format`` and ``ase_kwargs`` go to ``ase.io.read``
     (LAMMPS data is recognised by a ``.data``/``.lmp`` suffix or a ``data.`` prefix).
-    Mixed periodicity raises (use :func:`dpa2_core.from_ase`).
+    Mixed periodicity (a slab) keeps the cell in ``box`` and the flags in ``pbc``. A
+    selection that picks no frame raises.
     """
     if type_map is None or not len(type_map):
         raise ValueError("type_map: required to map elements to types")
     path = Path(path)
     selection = parse_frames(frames)
     if path.is_dir():
-        return _deepmd_frames(path, type_map, selection)
-    if not path.is_file():
+        out = _deepmd_frames(path, type_map, selection)
+    elif not path.is_file():
         raise FileNotFoundError(f"path={str(path)!r}: no such file or directory")
-    images = _ase_read(path, selection, _guess_format(path, format), ase_kwargs, type_map)
-    return [_ase_frame(a, type_map, f"{path.name}, frame {k}") for k, a in enumerate(images)]
+    else:
+        images = _ase_read(path, selection, _guess_format(path, format), ase_kwargs, type_map)
+        out = [_ase_frame(a, type_map, f"{path.name}, frame {k}")
+               for k, a in enumerate(images)]
+    if not out:
+        raise ValueError(f"frames={frames!r}: selects no frame of {path}")
+    return out
 
 
 def iter_frames(path: str | os.PathLike, type_map: Sequence[str],

@@ -7,7 +7,8 @@ import subprocess
 import sys
 
 import numpy as np
-from oracle import MODEL_DP, WATER
+import pytest
+from oracle import MODEL_DP, WATER, water_frames
 
 import dpa2_core as dc
 from dpa2_core.cli import main
@@ -63,6 +64,34 @@ def test_describe_reports_bad_input(tmp_path, capsys):
     path.write_text(json.dumps({"repinit": {}, "repformer": {}}))
     assert main(["describe", "--config", str(path), "-o", str(tmp_path / "x.npz")]) == 2
     assert "error: repinit.rcut" in capsys.readouterr().err
+
+
+def test_describe_reads_a_slab_file_with_its_pbc(tmp_path):
+    """An extxyz slab (pbc T T F) goes through ``describe`` with its periodicity."""
+    ase = pytest.importorskip("ase")
+    ase_io = pytest.importorskip("ase.io")
+
+    coord, atype, box = (x[0] for x in water_frames(0, (0,)))
+    atoms = ase.Atoms(symbols=[("O", "H")[t] for t in atype], positions=coord, cell=box,
+                      pbc=[True, True, False])
+    path = tmp_path / "slab.extxyz"
+    ase_io.write(path, atoms)
+    out = tmp_path / "d.npz"
+    assert main(["describe", str(path), "--model", str(MODEL_DP), "-q", "-o", str(out)]) == 0
+    data = np.load(out)
+    assert data["pbc"].tolist() == [[True, True, False]]
+    config, params = dc.load_deepmd(MODEL_DP)
+    coord_ext, atype_ext, mapping, nlist = dc.from_ase(ase_io.read(path), config)
+    ref = dc.descriptor(params, config, coord_ext, atype_ext, nlist, mapping)
+    np.testing.assert_allclose(data["descriptor"], ref.descriptor, rtol=0, atol=1e-12)
+
+
+def test_describe_refuses_frames_it_cannot_honour(tmp_path, capsys):
+    out = str(tmp_path / "x.npz")
+    assert main(["describe", "--frames", "5:9", "-o", out]) == 2
+    assert "--frames='5:9': needs a STRUCTURE" in capsys.readouterr().err
+    assert main(["describe", str(WATER / "data_0"), "--frames", "0:0", "-o", out]) == 2
+    assert "selects no frame" in capsys.readouterr().err
 
 
 def test_console_script_runs():

@@ -110,13 +110,28 @@ def test_multi_frame_xyz_selection_and_open_boundary(tmp_path):
     np.testing.assert_array_equal(streamed[1].coord, frames[0].coord)
 
 
-def test_errors(tmp_path):
+def test_mixed_periodicity_keeps_its_flags(tmp_path):
+    """A slab read from disk gives the inputs from_ase gives for the same atoms."""
     atoms = water_atoms(0)
     atoms.pbc = [True, True, False]
     path = tmp_path / "slab.extxyz"
     ase.io.write(path, atoms)
-    with pytest.raises(ValueError, match=r"mixed periodicity .*from_ase"):
-        read_frames(path, TYPE_MAP)
+    (frame,) = read_frames(path, TYPE_MAP)
+    assert frame.pbc == (True, True, False)
+    config, _ = dc.load_deepmd(MODEL_DP)
+    for a, b in zip(dc.build_neighbor_list(frame.coord, frame.atype, config, frame.box,
+                                           pbc=frame.pbc),
+                    dc.from_ase(ase.io.read(path), config), strict=True):
+        np.testing.assert_array_equal(a, b)
+
+
+def test_errors(tmp_path):
+    path = tmp_path / "slab.extxyz"
+    ase.io.write(path, water_atoms(0))
+    with pytest.raises(ValueError, match=r"frames='5:5': selects no frame"):
+        read_frames(path, TYPE_MAP, "5:5")
+    with pytest.raises(ValueError, match=r"frames='0:0': selects no frame"):
+        read_frames(WATER / "data_0", TYPE_MAP, "0:0")
     ase.io.write(tmp_path / "bulk.extxyz", water_atoms(0))
     with pytest.raises(ValueError, match=r"elements \['H'\] are not in type_map"):
         read_frames(tmp_path / "bulk.extxyz", ["O"])
