@@ -105,7 +105,7 @@ def _config_from_dict(d: dict) -> DPA2Config:
         # the block-level flags are forced off; the layers keep their own
         rot_flag = False
         for key in _LEGACY_FORCED:
-            rf_args[key] = layers[0].get(key, False) if layers else False
+            rf_args[key] = layers[0].get(key, True) if layers else False  # layer default
     keys = ("ntypes", "concat_output_tebd", "precision", "smooth", "exclude_types",
             "env_protection", "trainable", "add_tebd_to_repinit_out", "use_econf_tebd",
             "type_map")

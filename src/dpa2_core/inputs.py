@@ -71,8 +71,10 @@ def check_values(xp: Any, ntypes: int, coord_ext, atype_ext, nlist, mapping,
         lo, hi = int(xp.min(nlist)), int(xp.max(nlist))
         if lo < -1 or hi >= nall:
             raise ValueError(f"nlist: entries must lie in [-1, nall={nall}), got [{lo}, {hi}]")
-    if int(xp.max(mapping)) >= nloc:
-        raise ValueError(f"mapping: entries must be < nloc={nloc}, got {int(xp.max(mapping))}")
+    lo, hi = int(xp.min(mapping)), int(xp.max(mapping))
+    if lo < -1 or hi >= nloc:
+        raise ValueError(f"mapping: entries must lie in [-1, nloc={nloc}) (-1: no atom), got "
+                         f"[{lo}, {hi}]")
     local = mapping[:, :nloc] - xp.arange(nloc, dtype=mapping.dtype, device=device(mapping))
     if bool(xp.any(local != 0)):
         raise ValueError("mapping: local atoms must map to themselves (mapping[:, i] == i)")

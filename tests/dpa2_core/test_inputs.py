@@ -34,6 +34,15 @@ def test_ok_without_mapping_when_no_ghosts(setup, to_backend):
     assert out.descriptor.shape == (1, 12, setup[0].dim_out)
 
 
+def test_flat_coordinates_are_accepted(setup, to_backend):
+    """coord_ext as (nf, nall*3), as deepmd-kit passes it, gives identical outputs."""
+    coord = setup[2]
+    flat = _call(setup, to_backend, coord_ext=coord.reshape(1, -1))
+    shaped = _call(setup, to_backend)
+    for a, b in zip(flat, shaped, strict=True):
+        np.testing.assert_array_equal(np.asarray(a), np.asarray(b))
+
+
 CASES = {
     "coord rank": ({"coord_ext": np.zeros((12, 3))}, "coord_ext: expected shape"),
     "coord width": ({"coord_ext": np.zeros((1, 12, 2))}, "coord_ext: expected shape"),
@@ -50,7 +59,8 @@ CASES = {
     "coord frames": ({"coord_ext": np.zeros((2, 12, 3))}, "coord_ext: expected shape"),
     "mapping length": ({"mapping": np.zeros((1, 11), dtype=np.int64)},
                        "mapping: expected shape"),
-    "mapping past nloc": ({"mapping": np.full((1, 12), 12)}, "mapping: entries must be"),
+    "mapping past nloc": ({"mapping": np.full((1, 12), 12)}, r"mapping: entries must lie in"),
+    "mapping below -1": ({"mapping": np.full((1, 12), -7)}, r"mapping: entries must lie in"),
     "mapping not identity": ({"mapping": np.zeros((1, 12), dtype=np.int64)},
                              "mapping: local atoms"),
     "nan coord": ({"coord_ext": np.full((1, 12, 3), np.nan)}, "coord_ext: contains NaN"),
