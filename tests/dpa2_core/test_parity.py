@@ -67,6 +67,7 @@ MATRIX = {
                              "three_body_neuron": [3, 6, 12]}), "water"),
     "econf-bias": (tiny_dict(use_econf_tebd=True, use_tebd_bias=True), "triclinic"),
     "econf-no-bias": (tiny_dict(use_econf_tebd=True), "cluster"),
+    "econf-other-elements": (tiny_dict(use_econf_tebd=True, type_map=["Cu", "Gd"]), "water"),
     "tebd-equals-ntypes": (tiny_dict({"tebd_dim": 2}, use_tebd_bias=True), "water"),
     "tebd-twice-ntypes": (tiny_dict({"tebd_dim": 4, "tebd_input_mode": "strip"},
                                     type_map=["O", "H"]), "triclinic"),
@@ -128,7 +129,7 @@ def test_every_option_is_flipped():
             for key, value in vars(obj).items():
                 if value != vars(ref)[key] and not hasattr(value, "__dataclass_fields__"):
                     seen.add(section + key)
-    never = {"ntypes", "rot_mat_use_sqrt_nnei", "type_map", "precision",
+    never = {"ntypes", "rot_mat_use_sqrt_nnei", "precision",
              "repinit.rcut", "repinit.rcut_smth", "repinit.nsel", "repinit.tebd_dim",
              "repformer.rcut", "repformer.rcut_smth", "repformer.nsel", "repformer.g1_dim",
              "repformer.g2_dim", "repformer.axis_neuron", "repformer.attn1_hidden",
@@ -140,7 +141,21 @@ def test_every_option_is_flipped():
     assert not missing, f"options never flipped in the parity matrix: {sorted(missing)}"
 
 
-@pytest.mark.parametrize("case", ["default", "three-body", "gate-h2-res-residual"])
+def test_econf_table_covers_every_element_deepmd_knows():
+    """Our electron-configuration table equals deepmd-kit's on all its elements."""
+    from deepmd.dpmodel.utils.type_embed import get_econf_tebd
+    from deepmd.utils.econf_embd import type_map as periodic_table
+
+    from dpa2_core.econf import ELEMENTS, econf_table
+
+    assert set(periodic_table) <= set(ELEMENTS)
+    theirs, dim = get_econf_tebd(list(periodic_table), precision="float64")
+    ours = econf_table(list(periodic_table))
+    assert ours.shape == (len(periodic_table), dim)
+    np.testing.assert_array_equal(ours, theirs)
+
+
+@pytest.mark.parametrize("case", sorted(MATRIX))
 def test_matrix_float32(case):
     d, structure = MATRIX[case]
     config = dc.DPA2Config.from_dict({**_config_dict(d), "precision": "float32"})
