@@ -6,7 +6,7 @@ from typing import Any
 
 import numpy as np
 
-from ._compat import device, gather_rows, is_traced, to_numpy
+from ._compat import device, gather_rows, is_traced, namespace, to_numpy
 
 Array = Any
 
@@ -101,3 +101,12 @@ def _check_pairs(xp: Any, coord_ext, nlist, env_protection: float | None) -> Non
             f"coord_ext: atom {i} and its neighbor {a} (frame {f}) coincide (distance 0); "
             "with env_protection=0 the environment matrix would be infinite. Remove the "
             "duplicate atom or set env_protection > 0")
+
+
+def validate(config: Any, coord_ext, atype_ext, nlist, mapping=None) -> None:
+    """Every check :func:`dpa2_core.descriptor` runs with ``validate=True``, on their own
+    (batched inputs; for shims that call the descriptor where values cannot be read)."""
+    xp = namespace(coord_ext, atype_ext, nlist)
+    coord_ext, mapping = check_shapes(xp, coord_ext, atype_ext, nlist, mapping)
+    check_values(xp, config.ntypes, coord_ext, atype_ext, nlist, mapping,
+                 env_protection=config.env_protection)

@@ -80,6 +80,34 @@ def descriptor(
     return DescriptorOutput(*(x[0] for x in out))
 
 
-jit_descriptor = jax.jit(descriptor, static_argnums=1)
-jit_descriptor.__doc__ = """:func:`descriptor` under ``jax.jit`` (config static): one compile per
-(config, input shapes, dtypes); later calls with the same shapes reuse it."""
+_jitted = jax.jit(descriptor, static_argnums=1)
+
+
+def jit_descriptor(
+    params: dict,
+    config: dc.DPA2Config,
+    coord_ext: Array,
+    atype_ext: Array,
+    nlist: Array,
+    mapping: Array | None = None,
+    *,
+    validate: bool = True,
+) -> DescriptorOutput:
+    """:func:`descriptor` under ``jax.jit`` (config static): one compile per (config, input
+    shapes, dtypes); later calls with the same shapes reuse it (``jit_descriptor.jitted``).
+
+    ``validate``: run the core's value checks (NaN/inf coordinates, types, index ranges,
+    coincident atoms) eagerly on concrete inputs before dispatch, which jit alone cannot
+    do; they cost one device-to-host read of the inputs. Inside a caller's own
+    ``jax.jit`` (traced inputs) they are skipped, as in :func:`dpa2_core.descriptor`.
+    """
+    args = tuple(as_jax(x, name) for x, name in ((coord_ext, "coord_ext"),
+                                                 (atype_ext, "atype_ext"), (nlist, "nlist"),
+                                                 (mapping, "mapping")))
+    if validate:
+        single = args[1].ndim == 1
+        dc.inputs.validate(config, *(x if x is None or not single else x[None] for x in args))
+    return _jitted(params, config, *args)
+
+
+jit_descriptor.jitted = _jitted

@@ -14,6 +14,7 @@ import pytest
 from conftest import cluster, cluster_nlist, random_stats
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from shims import SHIMS
 
 import dpa2_core as dc
 import dpa2_core.inputs
@@ -49,14 +50,16 @@ def make(protection: float = 0.0):
 _JITTED: dict = {}
 
 
-def call(to_backend, config, params, coord, atype, nlist=None, mapping=None, **kw):
+def call(to_backend, config, params, coord, atype, nlist=None, mapping=None, *,
+         eager: bool = False, **kw):
     """The descriptor on ``to_backend`` arrays. jax runs the value checks eagerly, then the
-    math under jax.jit (eager jax compiles every primitive: far slower than one trace)."""
+    math under jax.jit (eager jax compiles every primitive: far slower than one trace),
+    unless ``eager`` (inputs that must raise before any math: the public call as is)."""
     if nlist is None:
         nlist = cluster_nlist(np.asarray(coord), np.asarray(atype), config.rcut, config.nsel)
     conv = [None if x is None else to_backend(x) for x in (coord, atype, nlist, mapping)]
     params = tree_map(lambda _, x: to_backend(x), params)
-    if not type(conv[0]).__module__.startswith("jax"):
+    if eager or not type(conv[0]).__module__.startswith("jax"):
         return dc.descriptor(params, config, *conv, **kw)
     import jax
 
@@ -119,7 +122,20 @@ def test_clear_error(case, to_backend):
     args = {"coord": coord, "atype": atype, "nlist": nlist, **override}
     with pytest.raises(ValueError, match=message):
         call(to_backend, config, params, args["coord"], args["atype"], args["nlist"],
-             args.get("mapping"))
+             args.get("mapping"), eager=True)
+
+
+@pytest.mark.parametrize("shim", ["torch", "jax"])
+@pytest.mark.parametrize("case", sorted(CASES))
+def test_clear_error_through_the_shims(case, shim):
+    """The torch module (CPU, eager) and dpa2_jax.jit_descriptor raise the same errors."""
+    override, message = CASES[case]
+    config, params = make()
+    coord, atype, nlist = BASE_INPUTS
+    args = {"coord": coord, "atype": atype, "nlist": nlist, **override}
+    with pytest.raises(ValueError, match=message):
+        SHIMS[shim](params, config, args["coord"], args["atype"], args["nlist"],
+                    args.get("mapping"))
 
 
 # ------------------------------------------------------------------ documented results

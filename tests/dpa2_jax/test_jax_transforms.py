@@ -143,7 +143,7 @@ def test_one_trace_per_shape():
     assert len(traces) == 2
     f(params, dc.DPA2Config.from_dict(tiny_dict(repformer={"nlayers": 1})), *args)  # equal
     assert len(traces) == 2
-    before = dj.jit_descriptor._cache_size()
+    before = dj.jit_descriptor.jitted._cache_size()
     for shift in (0.0, 0.01):
         dj.jit_descriptor(params, config, args[0] + shift, *args[1:])
-    assert dj.jit_descriptor._cache_size() - before <= 1
+    assert dj.jit_descriptor.jitted._cache_size() - before <= 1
