@@ -12,7 +12,12 @@ _GELU_C = math.sqrt(2.0 / math.pi)
 
 
 def _sigmoid(xp: Any, x: Array) -> Array:
-    return 1.0 / (1.0 + xp.exp(-x))
+    # 1/(1+e^-x) overflows for x < -709 and its gradient is then inf/inf = NaN; below 0
+    # use e^x/(1+e^x). The double where keeps the unused branch's gradient finite.
+    zero = xp.zeros_like(x)
+    pos, neg = xp.where(x >= 0, x, zero), xp.where(x < 0, x, zero)
+    e = xp.exp(neg)
+    return xp.where(x >= 0, 1.0 / (1.0 + xp.exp(-pos)), e / (1.0 + e))
 
 
 def _softplus(xp: Any, x: Array) -> Array:
