@@ -30,8 +30,8 @@ def main() -> None:
     args = p.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)
-    from dpa2_torch import lcurve
-    from dpa2_torch.train_input import TrainInput
+    from dpa2_core import lcurve
+    from dpa2_core.train_input import TrainInput
     from dpa2_torch.training import Trainer
 
     work = Path(args.workdir or tempfile.mkdtemp(prefix="bench_torch_lcurve_"))

@@ -62,7 +62,7 @@ def main() -> None:
     args = parse()
     if args.threads:
         torch.set_num_threads(args.threads)
-    from dpa2_torch.train_input import TrainInput
+    from dpa2_core.train_input import TrainInput
     from dpa2_torch.training import Trainer
 
     out = Path(tempfile.mkdtemp(prefix="bench_torch_train_"))

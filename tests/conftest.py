@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import sys
 from pathlib import Path
@@ -11,7 +12,7 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).parent))
 
-from oracle import water_frames  # noqa: E402
+from oracle import WATER, water_frames  # noqa: E402
 
 TINY = {
     "repinit": {"rcut": 4.5, "rcut_smth": 0.5, "nsel": 60, "neuron": [4, 8], "axis_neuron": 3,
@@ -133,6 +134,31 @@ def cluster_nlist(coord: np.ndarray, atype: np.ndarray, rcut: float, nsel: int) 
     nlist = np.where(np.take_along_axis(d, order, -1) <= rcut, order, -1)
     pad = -np.ones((nf, n, nsel - nlist.shape[-1]), dtype=np.int64)
     return np.concatenate([nlist, pad], axis=-1)
+
+
+def tiny_input(tmp: Path, steps: int = 4, systems=("data_0",), seed: int = 7,
+               **training) -> Path:
+    """A deepmd-kit training input with a tiny DPA-2 on the shared water data."""
+    small = tiny_dict(repinit={"rcut": 4.0, "nsel": 48},
+                      repformer={"rcut": 3.0, "nsel": 24, "update_g1_has_attn": False,
+                                 "update_g2_has_attn": False})
+    model = {"type_map": ["O", "H"],
+             "descriptor": {"type": "dpa2", "repinit": small["repinit"],
+                            "repformer": small["repformer"]},
+             "fitting_net": {"neuron": [16, 16], "resnet_dt": True, "seed": 1},
+             "data_stat_nbatch": 2}
+    d = {"model": model,
+         "learning_rate": {"type": "exp", "start_lr": 3e-3, "stop_lr": 3e-4, "decay_steps": 20},
+         "loss": {"type": "ener", "start_pref_e": 0.2, "limit_pref_e": 1.0,
+                  "start_pref_f": 100.0, "limit_pref_f": 1.0, "_comment": "ignored"},
+         "training": {"training_data": {"systems": [str(WATER / s) for s in systems],
+                                        "batch_size": 1},
+                      "validation_data": {"systems": [str(WATER / "data_3")], "batch_size": 1},
+                      "numb_steps": steps, "seed": seed, "disp_freq": 2, "save_freq": 2,
+                      "stat_file": "ignored.hdf5", **training}}
+    path = tmp / "input.json"
+    path.write_text(json.dumps(d))
+    return path
 
 
 # CI sets DPA2_FORBID_SKIPS=1: a skipped test (the deepmd-kit oracle or a backend missing

@@ -165,6 +165,36 @@ def build_neighbor_list(
     return tuple(out)
 
 
+def extension(coord: Any, atype: Any, config: Any, box: Any = None, *, pbc: Any = None,
+              bucket: int = 1) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """The ghost extension of a batch as fixed index data: numpy ``(atype_ext, mapping,
+    nlist, shift)`` with ``coord_ext = coord[mapping] + shift``.
+
+    For training and MD loops on any backend: built once on the host, it keeps
+    ``coord_ext`` a differentiable function of the local ``coord`` (every periodic image
+    moves with its atom). coord: (nf, nloc, 3) Å; atype: (nf, nloc); box: (nf, 3, 3) or
+    None. Returns atype_ext, mapping (nf, nall) int64 (-1 on padding), nlist
+    (nf, nloc, nsel) int64, shift (nf, nall, 3) float64 (wrapping plus image offset, 0 on
+    padding); ``nall`` is rounded up to a multiple of ``bucket`` with padding atoms, so
+    that many structures share one shape (one compile).
+    """
+    if bucket < 1:
+        raise ValueError(f"bucket={bucket!r}: must be >= 1")
+    coord = np.asarray(to_numpy(coord), dtype=np.float64)
+    coord_ext, atype_ext, mapping, nlist = (np.asarray(x) for x in build_neighbor_list(
+        coord, atype, config, box, pbc=pbc))
+    coord = coord.reshape(coord_ext.shape[0], -1, 3)
+    own = np.take_along_axis(coord, np.maximum(mapping, 0)[..., None], axis=1)
+    shift = np.where(mapping[..., None] >= 0, coord_ext.astype(np.float64) - own, 0.0)
+    extra = -(-atype_ext.shape[1] // bucket) * bucket - atype_ext.shape[1]
+
+    def pad(x: np.ndarray, value) -> np.ndarray:
+        return np.pad(x, [(0, 0), (0, extra)] + [(0, 0)] * (x.ndim - 2), constant_values=value)
+
+    return (pad(atype_ext.astype(np.int64), -1), pad(mapping.astype(np.int64), -1),
+            nlist.astype(np.int64), pad(shift, 0.0))
+
+
 def from_ase(atoms: Any, config: Any, **kwargs: Any) -> tuple[Array, Array, Array, Array]:
     """Descriptor inputs of one ``ase.Atoms`` (nf = 1), honoring its per-axis ``pbc``.
 

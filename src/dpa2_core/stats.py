@@ -11,7 +11,7 @@ exactly as deepmd-kit's ``DescrptDPA2.compute_input_stats`` does.
 from __future__ import annotations
 
 import os
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from typing import Any
 
 import numpy as np
@@ -281,3 +281,36 @@ def compute_input_stats(
     totals = accumulate(config, frames, progress, batch_size=batch_size,
                         neighbor_list=neighbor_list)
     return with_stats(params, config, totals)
+
+
+def energy_bias(energies: np.ndarray, atype: Any, ntypes: int,
+                rcond: float | None = None) -> np.ndarray:
+    """Per-type energies (ntypes,) that fit the frame energies best (least squares on the
+    type counts; minimum norm when the compositions do not separate the types, as
+    deepmd-kit). energies: (nf,) eV; atype: (nf, nloc), or a list of such arrays (one per
+    system, frames in the order of ``energies``); < 0 = virtual (not counted)."""
+    parts = atype if isinstance(atype, list | tuple) else [atype]
+    counts = np.concatenate([np.stack([(np.asarray(a) == t).sum(axis=-1)
+                                       for t in range(ntypes)], axis=-1) for a in parts])
+    bias, *_ = np.linalg.lstsq(counts.astype(np.float64),
+                               np.asarray(energies, dtype=np.float64).reshape(-1), rcond=rcond)
+    return bias
+
+
+def training_statistics(params: dict, config: DPA2Config, systems: Sequence[Any],
+                        sizes: Sequence[int], nbatch: int, rcond: float | None = None,
+                        progress: bool = False) -> tuple[dict, np.ndarray]:
+    """deepmd-kit's statistics before training, from the first ``nbatch`` batches of every
+    system (``nbatch * size`` frames; deepmd's ``data_stat_nbatch``): ``(params`` with the
+    descriptor's davg/dstd, ``out_bias`` (ntypes,) from :func:`energy_bias`).
+
+    systems: :class:`dpa2_core.data.Frames` with energies, one per system; sizes: their
+    batch sizes.
+    """
+    take = [min(nbatch * b, f.coord.shape[0]) for f, b in zip(systems, sizes, strict=True)]
+    stat = [{"coord": f.coord[:n].astype(np.float64), "atype": f.atype[:n],
+             "box": None if f.box is None else f.box[:n].astype(np.float64)}
+            for f, n in zip(systems, take, strict=True)]
+    new = compute_input_stats(params, config, stat, progress)
+    energies = np.concatenate([f.energy[:n] for f, n in zip(systems, take, strict=True)])
+    return new, energy_bias(energies, [x["atype"] for x in stat], config.ntypes, rcond)

@@ -1,23 +1,23 @@
 """Batches of frames from deepmd-format systems, with cached neighbor lists.
 
-A batch holds frames of one system (same atom count), like deepmd-kit. Systems are
-drawn with probability proportional to their number of batches (``prob_sys_size``)
-or uniformly; frames of a system are visited in a fresh random order every epoch.
-Neighbor lists are built once per frame on the host and reused.
+Which frames form a batch is :class:`dpa2_core.sampling.BatchSampler` (deepmd-kit's
+rule: one system per batch, systems drawn by their number of batches, frames in a fresh
+random order every epoch). Here the frames become device tensors; each frame's
+neighbor list is built once on the host and reused.
 """
 
 from __future__ import annotations
 
-import math
 from typing import NamedTuple
 
 import numpy as np
 import torch
 
 from dpa2_core.data import DeepmdSystem, Frames
+from dpa2_core.sampling import BatchSampler, batch_sizes
+from dpa2_core.train_input import DataSettings
 
 from .neighbors import Neighbors, host_neighbors
-from .train_input import DataSettings
 
 
 class Batch(NamedTuple):
@@ -34,51 +34,6 @@ class Batch(NamedTuple):
     @property
     def natoms(self) -> int:
         return int(self.atype.shape[1])
-
-
-def batch_sizes(spec, nlocs: list[int]) -> list[int]:
-    """deepmd's ``batch_size``: an int, one int per system, or ``"auto[:N]"`` (N=32)."""
-    if isinstance(spec, str):
-        if not spec.startswith("auto"):
-            raise ValueError(f"batch_size={spec!r}: use an int, a list or 'auto[:N]'")
-        target = int(spec.split(":")[1]) if ":" in spec else 32
-        return [max(1, math.ceil(target / n)) for n in nlocs]
-    if isinstance(spec, list | tuple):
-        if len(spec) != len(nlocs):
-            raise ValueError(f"batch_size={spec!r}: needs one entry per system ({len(nlocs)})")
-        return [int(b) for b in spec]
-    return [int(spec)] * len(nlocs)
-
-
-class SystemData:
-    """All frames of one system plus a per-frame neighbor-list cache."""
-
-    def __init__(self, frames: Frames, batch_size: int, name: str) -> None:
-        if frames.energy is None:
-            raise ValueError(f"system={name!r}: no energy.npy (needed for training)")
-        self.frames, self.batch_size, self.name = frames, batch_size, name
-        self.nframes = frames.coord.shape[0]
-        self._cache: dict[int, tuple] = {}
-        self._order: list[int] = []
-
-    @property
-    def nbatch(self) -> int:
-        return max(1, self.nframes // self.batch_size)
-
-    def neighbors(self, i: int, config) -> tuple:
-        if i not in self._cache:
-            f = self.frames
-            box = None if f.box is None else f.box[i : i + 1]
-            self._cache[i] = host_neighbors(f.coord[i : i + 1], f.atype[i : i + 1], config, box)
-        return self._cache[i]
-
-    def next_indices(self, rng: np.random.Generator) -> list[int]:
-        out = []
-        while len(out) < min(self.batch_size, self.nframes):
-            if not self._order:
-                self._order = [int(i) for i in rng.permutation(self.nframes)]
-            out.append(int(self._order.pop()))
-        return out
 
 
 def _stack_neighbors(parts: list[tuple]) -> list[np.ndarray]:
@@ -100,37 +55,42 @@ class DataSet:
     def __init__(self, settings: DataSettings, type_map: list[str], config, dtype: torch.dtype,
                  device: torch.device, seed: int | None = None) -> None:
         systems = [DeepmdSystem(p, type_map) for p in settings.systems]
-        sizes = batch_sizes(settings.batch_size, [s.nloc for s in systems])
+        self.sizes = batch_sizes(settings.batch_size, [s.nloc for s in systems])
         np_dtype = str(dtype).removeprefix("torch.")
-        self.systems = [SystemData(s.frames(np_dtype), b, str(s.path))
-                        for s, b in zip(systems, sizes, strict=True)]
-        weights = np.asarray([s.nbatch for s in self.systems], dtype=float)
-        if settings.auto_prob == "prob_uniform":
-            weights = np.ones_like(weights)
-        self.probs = weights / weights.sum()
+        self._frames = [s.frames(np_dtype) for s in systems]
+        for s, f in zip(systems, self._frames, strict=True):
+            if f.energy is None:
+                raise ValueError(f"system={str(s.path)!r}: no energy.npy (needed for training)")
+        self.sampler = BatchSampler([f.coord.shape[0] for f in self._frames], self.sizes,
+                                    settings.auto_prob, seed)
+        self._cache: dict[tuple[int, int], tuple] = {}
         self.config, self.dtype, self.device = config, dtype, device
-        self.rng = np.random.default_rng(seed)
 
     def frames(self) -> list[Frames]:
-        return [s.frames for s in self.systems]
+        return self._frames
 
     def state(self) -> dict:
         """Sampler state (RNG and epoch orders) for exact resumption."""
-        return {"rng": self.rng.bit_generator.state,
-                "orders": [[int(i) for i in s._order] for s in self.systems]}
+        return self.sampler.state()
 
     def set_state(self, state: dict) -> None:
-        self.rng.bit_generator.state = state["rng"]
-        for s, order in zip(self.systems, state["orders"], strict=True):
-            s._order = [int(i) for i in order]
+        self.sampler.set_state(state)
 
     def next_batch(self) -> Batch:
-        system = self.systems[int(self.rng.choice(len(self.systems), p=self.probs))]
-        return self.batch(system, system.next_indices(self.rng))
+        return self.batch(*self.sampler.next())
 
-    def batch(self, system: SystemData, idx: list[int]) -> Batch:
-        f = system.frames
-        nb = _stack_neighbors([system.neighbors(i, self.config) for i in idx])
+    def _neighbors(self, k: int, i: int) -> tuple:
+        if (k, i) not in self._cache:
+            f = self._frames[k]
+            box = None if f.box is None else f.box[i : i + 1]
+            self._cache[k, i] = host_neighbors(f.coord[i : i + 1], f.atype[i : i + 1],
+                                               self.config, box)
+        return self._cache[k, i]
+
+    def batch(self, k: int, idx: list[int]) -> Batch:
+        """The frames ``idx`` of system ``k`` as device tensors."""
+        f = self._frames[k]
+        nb = _stack_neighbors([self._neighbors(k, i) for i in idx])
 
         def dev(x, dtype=None):
             if x is None:

@@ -13,34 +13,20 @@ from pathlib import Path
 
 import torch
 
-import dpa2_core as dc
+from dpa2_core.train_input import ModelSettings
 
-from .deepmd_io import fitting_config_from_input, is_checkpoint
+from .deepmd_io import is_checkpoint
 from .descriptor import DescrptDPA2
 from .model import EnergyModel
 
 FORMAT, VERSION = "dpa2_torch", 1
 
 
-def build_model(model: dict, seed: int = 0) -> EnergyModel:
-    """A freshly initialised model from a deepmd-kit input's ``model`` section.
-
-    The descriptor and the fitting net draw from their own ``seed`` keys when given,
-    else from ``seed`` (the training seed).
-    """
-    desc = dict(model["descriptor"])
-    desc.setdefault("type_map", list(model["type_map"]))
-    config = dc.DPA2Config.from_dict(desc)
-    fit = model.get("fitting_net", {})
-    descriptor = DescrptDPA2(config, seed=_seed(desc.get("seed"), seed))
-    fcfg = fitting_config_from_input(fit, config.ntypes, config.dim_out)
-    return EnergyModel(descriptor, fcfg, seed=_seed(fit.get("seed"), seed + 1))
-
-
-def _seed(value, default: int) -> int:
-    if isinstance(value, list | tuple):
-        value = value[0] if value else None
-    return default if value is None else int(value)
+def build_model(settings: ModelSettings) -> EnergyModel:
+    """A freshly initialised model from the settings of a deepmd-kit input's ``model``
+    section (:class:`dpa2_core.train_input.ModelSettings`: configs and seeds)."""
+    descriptor = DescrptDPA2(settings.descriptor, seed=settings.descriptor_seed)
+    return EnergyModel(descriptor, settings.fitting, seed=settings.fitting_seed)
 
 
 def save_checkpoint(path: str | os.PathLike, model: EnergyModel, optimizer, step: int,
@@ -71,6 +57,6 @@ def load_model(source: str | os.PathLike, head: str | None = None) -> EnergyMode
     ckpt = _is_ours(path) if is_checkpoint(path) else None
     if ckpt is None:
         return EnergyModel.from_deepmd(path, head)
-    model = build_model(ckpt["input"]["model"])
+    model = build_model(ModelSettings.from_input(ckpt["input"]["model"]))
     model.load_state_dict(ckpt["model"])
     return model

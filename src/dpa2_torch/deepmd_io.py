@@ -12,11 +12,12 @@ from __future__ import annotations
 import os
 import re
 from pathlib import Path
-from typing import Any, NamedTuple
+from typing import Any
 
 import numpy as np
 
 import dpa2_core as dc
+from dpa2_core.deepmd_model import DeepmdModel, bias_vector, load_deepmd_model
 from dpa2_core.fitting import FittingConfig, fitting_spec
 from dpa2_core.params import tree_map, tree_paths
 
@@ -33,20 +34,6 @@ _DESCRIPTOR_RENAMES = (
 )
 _FITTING_RENAMES = ((r"^filter_layers\.networks\.0\.layers\.", "layers."),)
 _LEAF_NAMES = {"matrix": "w", "bias": "b", "idt": "idt", "mean": "davg", "stddev": "dstd"}
-
-
-class DeepmdModel(NamedTuple):
-    """A whole deepmd-kit energy model as numpy pytrees.
-
-    out_bias: (ntypes,) per-type energy added to every atom on top of the fitting net
-    (deepmd's model-level ``out_bias``; the fitting's own ``bias_atom_e`` is separate).
-    """
-
-    config: dc.DPA2Config
-    params: dict
-    fitting_config: FittingConfig
-    fitting_params: dict
-    out_bias: np.ndarray
 
 
 def is_checkpoint(source: Any) -> bool:
@@ -140,102 +127,19 @@ def descriptor_from_checkpoint(path, head: str | None = None) -> tuple[dc.DPA2Co
     return _descriptor(*read_checkpoint(path, head))
 
 
-_FIT_IGNORED = ("type", "seed", "trainable", "rcond", "use_aparam_as_mask", "_comment",
-                "neuron", "resnet_dt", "activation_function", "precision")
-
-
-def fitting_config_from_input(fit: dict, ntypes: int, dim_descrpt: int) -> FittingConfig:
-    """FittingConfig from a deepmd ``fitting_net`` input section (energy fitting only)."""
-    if fit.get("type", "ener") != "ener":
-        raise ValueError(f"fitting_net.type={fit.get('type')!r}: only 'ener' is supported")
-    zero = {"numb_fparam": 0, "numb_aparam": 0, "dim_case_embd": 0, "atom_ener": [],
-            "default_fparam": None, "layer_name": None}
-    for key, value in fit.items():
-        if key in zero:
-            if value not in (zero[key], None, []):
-                raise ValueError(f"fitting_net.{key}={value!r}: not supported (only "
-                                 f"{zero[key]!r})")
-        elif key not in _FIT_IGNORED:
-            raise ValueError(f"fitting_net.{key}: unsupported key")
-    return FittingConfig(
-        ntypes=ntypes, dim_descrpt=dim_descrpt, neuron=tuple(fit.get("neuron", (120, 120, 120))),
-        resnet_dt=bool(fit.get("resnet_dt", True)),
-        activation_function=fit.get("activation_function", "tanh"),
-        precision=dc.config.PRECISIONS[fit.get("precision", "default")])
-
-
 def model_from_checkpoint(path, head: str | None = None) -> DeepmdModel:
     """The whole energy model (descriptor, fitting net, out_bias) of a .pt checkpoint."""
     model_params, state = read_checkpoint(path, head)
     config, params = _descriptor(model_params, state)
-    fcfg = fitting_config_from_input(model_params.get("fitting_net", {}), config.ntypes,
-                                     config.dim_out)
+    fcfg = FittingConfig.from_input(model_params.get("fitting_net", {}), config.ntypes,
+                                    config.dim_out, precision=config.dtype_name)
     fparams = _state_to_tree(_sub_state(state, "fitting_net."), fitting_spec(fcfg),
                              _FITTING_RENAMES, "fitting_net")
     out_bias = state["out_bias"].detach().cpu().numpy()
-    return DeepmdModel(config, params, fcfg, fparams, _bias_vector(out_bias, config.ntypes))
+    return DeepmdModel(config, params, fcfg, fparams, bias_vector(out_bias, config.ntypes))
 
 
-# ------------------------------------------------------------------ model files
-def _bias_vector(out_bias: np.ndarray, ntypes: int) -> np.ndarray:
-    bias = np.asarray(out_bias)
-    if bias.size != ntypes:
-        raise ValueError(f"out_bias: expected one energy per type ({ntypes}), got shape "
-                         f"{bias.shape}")
-    return bias.reshape(ntypes)
-
-
-def _check_fitting_dict(f: dict) -> None:
-    if f.get("type", "ener") != "ener" or f.get("var_name", "energy") != "energy":
-        raise ValueError(f"fitting.type={f.get('type')!r}: only energy fitting is supported")
-    for key in ("numb_fparam", "numb_aparam", "dim_case_embd"):
-        if f.get(key, 0):
-            raise ValueError(f"fitting.{key}={f[key]!r}: not supported (only 0)")
-    for key in ("exclude_types", "atom_ener"):
-        if f.get(key):
-            raise ValueError(f"fitting.{key}={f[key]!r}: not supported")
-    if not f.get("mixed_types", True) or len(f["nets"]["networks"]) != 1:
-        raise ValueError("fitting: expected one type-mixed fitting network")
-
-
-def _fitting_from_dict(f: dict, ntypes: int) -> tuple[FittingConfig, dict]:
-    _check_fitting_dict(f)
-    net = f["nets"]["networks"][0]
-    fcfg = FittingConfig(ntypes=ntypes, dim_descrpt=int(f["dim_descrpt"]),
-                         neuron=tuple(f["neuron"]), resnet_dt=bool(f["resnet_dt"]),
-                         activation_function=f["activation_function"],
-                         precision=dc.config.PRECISIONS[f["precision"]])
-    layers = []
-    for layer in net["layers"]:
-        v = layer["@variables"]
-        layers.append({k: np.asarray(v[k]).reshape(-1) if k != "w" else np.asarray(v[k])
-                       for k in ("w", "b", "idt") if v.get(k) is not None})
-    bias = np.asarray(f["@variables"]["bias_atom_e"]).reshape(ntypes, 1)
-    params = {"layers": layers, "bias_atom_e": bias}
-    _check_tree(params, fitting_spec(fcfg))
-    return fcfg, params
-
-
-def _check_tree(tree: dict, spec: dict) -> None:
-    got = dict(tree_paths(tree))
-    for path, leaf in tree_paths(spec):
-        if path not in got or tuple(got[path].shape) != leaf.shape:
-            shape = None if path not in got else tuple(got[path].shape)
-            raise ValueError(f"fitting/{'/'.join(map(str, path))}: expected shape {leaf.shape}, "
-                             f"got {shape}")
-
-
-def model_from_file(source: dict | str | os.PathLike) -> DeepmdModel:
-    """The whole energy model from a deepmd-kit .dp/.yaml/.json file or its dict."""
-    d = source if isinstance(source, dict) else dc.io.read_deepmd_file(source)
-    model = d.get("model", d)
-    if model.get("type", "standard") != "standard" or "fitting" not in model:
-        raise ValueError(f"model.type={model.get('type')!r}: only standard energy models "
-                         "(descriptor + fitting) are supported")
-    for key in ("atom_exclude_types", "pair_exclude_types"):
-        if model.get(key):
-            raise ValueError(f"model.{key}={model[key]!r}: not supported")
-    config, params = dc.load_deepmd(model)
-    fcfg, fparams = _fitting_from_dict(model["fitting"], config.ntypes)
-    out_bias = _bias_vector(model["@variables"]["out_bias"], config.ntypes)
-    return DeepmdModel(config, params, fcfg, fparams, out_bias)
+def model_from_file(source: Any) -> DeepmdModel:
+    """The whole energy model of a .dp/.yaml/.json file or its dict
+    (:func:`dpa2_core.deepmd_model.load_deepmd_model`)."""
+    return load_deepmd_model(source)

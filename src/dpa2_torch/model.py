@@ -18,13 +18,19 @@ from torch import nn
 from dpa2_core.fitting import FittingConfig, atomic_energy, init_fitting_params
 
 from . import _tree
-from .deepmd_io import fitting_config_from_input
 from .descriptor import DescrptDPA2
 from .neighbors import Neighbors, extend_coord, neighbors_for
 
 
-def _fitting_kind(path: tuple) -> str:
-    return _tree.BUFFER if path[-1] == "bias_atom_e" else _tree.TRAIN
+def _fitting_kind(trainable: bool) -> _tree.Kind:
+    """``bias_atom_e`` is a buffer (set from data); the net follows ``trainable``."""
+
+    def kind(path: tuple) -> str:
+        if path[-1] == "bias_atom_e":
+            return _tree.BUFFER
+        return _tree.TRAIN if trainable else _tree.FROZEN
+
+    return kind
 
 
 class EnergyModel(nn.Module):
@@ -41,12 +47,12 @@ class EnergyModel(nn.Module):
         self.descriptor = descriptor
         cfg = descriptor.config
         if not isinstance(fitting, FittingConfig):  # a deepmd-kit ``fitting_net`` dict
-            fit = {"precision": cfg.dtype_name, **(fitting or {})}
-            fitting = fitting_config_from_input(fit, cfg.ntypes, cfg.dim_out)
+            fitting = FittingConfig.from_input(fitting or {}, cfg.ntypes, cfg.dim_out,
+                                               precision=cfg.dtype_name)
         self.fitting_config = fitting
         if fitting_params is None:
             fitting_params = init_fitting_params(fitting, seed)
-        self.fitting = _tree.build(fitting_params, _fitting_kind)
+        self.fitting = _tree.build(fitting_params, _fitting_kind(fitting.trainable))
         self._compiled_force = None
         bias = np.zeros(cfg.ntypes) if out_bias is None else np.asarray(out_bias)
         self.register_buffer("out_bias", torch.as_tensor(bias.reshape(cfg.ntypes)).to(
@@ -84,9 +90,7 @@ class EnergyModel(nn.Module):
         atype = atype_ext[:, : nlist.shape[1]]
         fp = _tree.tree_of(self.fitting)
         desc = desc.to(fp["layers"][0]["w"].dtype)
-        e = atomic_energy(fp, self.fitting_config, desc, atype)
-        bias = torch.take(self.out_bias, atype.clamp(min=0)).to(e.dtype)
-        return e + torch.where(atype >= 0, bias, torch.zeros_like(bias))
+        return atomic_energy(fp, self.fitting_config, desc, atype, self.out_bias)
 
     def forward(self, coord: torch.Tensor, atype: torch.Tensor, box: torch.Tensor | None = None,
                 *, neighbors: Neighbors | None = None, create_graph: bool | None = None,

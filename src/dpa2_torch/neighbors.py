@@ -14,6 +14,8 @@ from typing import NamedTuple
 import numpy as np
 import torch
 
+from dpa2_core.neighbor_list import extension
+
 
 class Neighbors(NamedTuple):
     """Device tensors describing the extended system of a batch.
@@ -33,45 +35,12 @@ class Neighbors(NamedTuple):
         return Neighbors(*ints, self.shift.to(device=device, dtype=dtype, non_blocking=True))
 
 
-def _builder():
-    try:
-        from dpa2_core.neighbor_list import build_neighbor_list
-    except ImportError as err:  # pragma: no cover - depends on the core's version
-        raise ImportError("dpa2_core.build_neighbor_list is not available in this version of "
-                          "dpa2_core; pass coord_ext/atype_ext/nlist/mapping yourself") from err
-    return build_neighbor_list
-
-
-def _one_frame(build, coord: np.ndarray, atype: np.ndarray, config, box) -> tuple:
-    coord_ext, atype_ext, mapping, nlist = build(coord[None], atype[None], config,
-                                                 None if box is None else box[None])
-    coord_ext = np.asarray(coord_ext).reshape(1, -1, 3)
-    mapping = np.asarray(mapping, dtype=np.int64).reshape(1, -1)
-    own = np.take_along_axis(coord[None], np.maximum(mapping, 0)[..., None], axis=1)
-    shift = np.where(mapping[..., None] >= 0, coord_ext - own, 0.0)
-    return (np.asarray(atype_ext, dtype=np.int64).reshape(1, -1), mapping,
-            np.asarray(nlist, dtype=np.int64), shift)
-
-
-def _pad(x: np.ndarray, width: int, value) -> np.ndarray:
-    pad = [(0, 0)] * x.ndim
-    pad[1] = (0, width - x.shape[1])
-    return np.pad(x, pad, constant_values=value)
-
-
 def host_neighbors(coord: np.ndarray, atype: np.ndarray, config, box=None) -> tuple:
-    """numpy (atype_ext, mapping, nlist, shift) of a batch; frames padded to a common nall.
-
-    coord: (nf, nloc, 3); atype: (nf, nloc); box: (nf, 3, 3) or (nf, 9) or None.
-    """
-    build = _builder()
-    frames = [_one_frame(build, coord[i], atype[i], config, None if box is None else
-                         np.asarray(box[i]).reshape(3, 3)) for i in range(coord.shape[0])]
-    nall = max(f[0].shape[1] for f in frames)
-    return (np.concatenate([_pad(f[0], nall, -1) for f in frames]),
-            np.concatenate([_pad(f[1], nall, -1) for f in frames]),
-            np.concatenate([f[2] for f in frames]),
-            np.concatenate([_pad(f[3], nall, 0.0) for f in frames]))
+    """numpy (atype_ext, mapping, nlist, shift) of a batch, frames padded to a common nall
+    (:func:`dpa2_core.neighbor_list.extension`). coord: (nf, nloc, 3); atype: (nf, nloc);
+    box: (nf, 3, 3), (nf, 9) or None."""
+    return extension(coord, atype, config, None if box is None else
+                     np.asarray(box).reshape(-1, 3, 3))
 
 
 def neighbors_for(coord: torch.Tensor, atype: torch.Tensor, config, box=None) -> Neighbors:

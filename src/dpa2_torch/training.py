@@ -14,12 +14,14 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from . import dist, lcurve
+from dpa2_core import lcurve
+from dpa2_core.train_input import TrainInput
+
+from . import dist
 from .batches import DataSet
 from .checkpoint import build_model, load_model, save_checkpoint
 from .loss import energy_force_loss
-from .stats import descriptor_stats, energy_bias, stat_systems
-from .train_input import TrainInput
+from .stats import set_statistics
 
 
 class Trainer:
@@ -32,9 +34,9 @@ class Trainer:
         self.out.mkdir(parents=True, exist_ok=True)
         seed = inp.seed if inp.seed is not None else 0
         torch.manual_seed(seed)
-        self.model = build_model(inp.model, seed).to(self.dist.device)
+        self.model = build_model(inp.settings).to(self.dist.device)
         dtype = self.model.fitting.layers[0].w.dtype
-        type_map = list(inp.model["type_map"])
+        type_map = list(inp.settings.type_map)
         cfg, dev = self.model.config, self.dist.device
         self.train_data = DataSet(inp.training_data, type_map, cfg, dtype, dev,
                                   seed + 1000 * self.dist.rank)
@@ -54,15 +56,10 @@ class Trainer:
 
     # ------------------------------------------------------------ set-up
     def _statistics(self) -> None:
-        frames = self.train_data.frames()
-        bias = energy_bias(frames, self.model.config.ntypes)
-        self.model.out_bias.copy_(torch.as_tensor(bias))
-        nstat = int(self.inp.model.get("data_stat_nbatch", 10))
-        sizes = [s.batch_size for s in self.train_data.systems]
-        systems = stat_systems(frames, nstat * max(sizes))
-        note = descriptor_stats(self.model.descriptor, systems)
+        s = self.inp.settings
+        note = set_statistics(self.model, self.train_data, s.data_stat_nbatch, s.rcond)
         if self.dist.is_main:
-            self.log(f"energy bias per type: {np.round(bias, 6).tolist()}; {note}")
+            self.log(note)
 
     def _restore(self, path: str) -> None:
         ckpt = torch.load(path, map_location=self.dist.device, weights_only=True)
@@ -153,7 +150,7 @@ class Trainer:
         if self.inp.max_ckpt_keep > 0:  # deepmd's rule: keep the newest max_ckpt_keep
             for stale in old[: max(len(old) - self.inp.max_ckpt_keep, 0)]:
                 stale.unlink()
-        lcurve.plot(self.out / self.inp.disp_file, self.out / "lcurve.png")
+        lcurve.plot(self.out / self.inp.disp_file, self.out / "lcurve.png", required=False)
         return path
 
     def _summary(self) -> None:

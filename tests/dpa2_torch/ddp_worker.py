@@ -7,17 +7,17 @@ from pathlib import Path
 import torch
 import torch.distributed as dist
 
+from dpa2_core.train_input import ModelSettings, TrainInput
 from dpa2_torch import dist as ddp
 from dpa2_torch.batches import DataSet
 from dpa2_torch.checkpoint import build_model
 from dpa2_torch.loss import energy_force_loss
-from dpa2_torch.train_input import TrainInput
 from dpa2_torch.training import Trainer
 
 
 def loss_of(model, data: DataSet, frames: list[int], inp: TrainInput):
     """The training loss of ``frames`` of the first system (create_graph for forces)."""
-    b = data.batch(data.systems[0], frames)
+    b = data.batch(0, frames)
     pred = model(b.coord, b.atype, neighbors=b.neighbors, create_graph=True, virial=False)
     prefs = inp.loss.at(inp.lr.start_lr, inp.lr.start_lr)
     return energy_force_loss(pred, b.energy, b.force, b.natoms, prefs)[0]
@@ -35,7 +35,7 @@ def run(rank: int, world: int, input_path: str, out: str) -> None:
     try:
         inp = TrainInput.from_file(input_path)
         info = ddp.init_from_env("cpu")  # joins the group initialised above
-        model = build_model(inp.model, 3)
+        model = build_model(ModelSettings.from_input(inp.model, 3))
         data = DataSet(inp.training_data, ["O", "H"], model.config, torch.float64,
                        info.device)
         net = ddp.wrap(model, info)

@@ -4,15 +4,13 @@ from __future__ import annotations
 
 import torch
 import torch.multiprocessing as mp
+from conftest import tiny_input
 from ddp_worker import grads_of, loss_of, run
-from torch_helpers import (
-    one_thread,  # noqa: F401  (autouse fixture)
-    tiny_input,
-)
+from torch_helpers import one_thread  # noqa: F401  (autouse fixture)
 
+from dpa2_core.train_input import ModelSettings, TrainInput
 from dpa2_torch.batches import DataSet
 from dpa2_torch.checkpoint import build_model
-from dpa2_torch.train_input import TrainInput
 
 
 def test_two_processes_average_gradients_and_stay_in_sync(tmp_path):
@@ -21,7 +19,7 @@ def test_two_processes_average_gradients_and_stay_in_sync(tmp_path):
 
     # the averaged gradient is the single-process gradient of the combined batch
     inp = TrainInput.from_file(path)
-    model = build_model(inp.model, 3)
+    model = build_model(ModelSettings.from_input(inp.model, 3))
     data = DataSet(inp.training_data, ["O", "H"], model.config, torch.float64,
                    torch.device("cpu"))
     loss_of(model, data, [0, 1], inp).backward()

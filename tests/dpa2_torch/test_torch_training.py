@@ -1,86 +1,25 @@
-"""Training: deepmd-kit input reading, learning-rate rule, lcurve, learning, restart, CLI."""
+"""Training with the torch backend: learning, lcurve and plot, exact restart, the CLI.
+
+Input reading, the learning-rate rule, the loss and the sampler are the core's
+(tests/dpa2_core/test_train_input.py)."""
 
 from __future__ import annotations
 
 import json
 
 import numpy as np
-import pytest
 import torch
+from conftest import tiny_input
 from oracle import MODEL_DP, SHARED, WATER
-from torch_helpers import (
-    one_thread,  # noqa: F401  (autouse fixture)
-    tiny_input,
-)
+from torch_helpers import one_thread  # noqa: F401  (autouse fixture)
 
+from dpa2_core import lcurve
 from dpa2_core.cli import main
-from dpa2_torch import lcurve
+from dpa2_core.train_input import TrainInput
 from dpa2_torch.evaluate import evaluate_systems
-from dpa2_torch.train_input import LearningRate, TrainInput
 from dpa2_torch.training import Trainer
 
 INPUT = SHARED / "models" / "water_dpa2_small.input.json"
-
-
-def test_reads_the_reference_input_unchanged():
-    inp = TrainInput.from_file(INPUT)
-    assert inp.numb_steps == 20 and inp.disp_freq == 5 and inp.gradient_max_norm == 5.0
-    assert [p.name for p in inp.training_data.systems] == ["data_0", "data_1", "data_2"]
-    assert all(p.is_dir() for p in inp.training_data.systems)
-    assert inp.loss.at(1e-3, 1e-3) == pytest.approx((0.02, 1000.0), rel=1e-12)
-
-
-def test_a_folder_of_systems_expands(tmp_path):
-    d = json.loads(tiny_input(tmp_path).read_text())
-    d["training"]["training_data"]["systems"] = str(WATER)
-    inp = TrainInput.from_dict(d)
-    assert [p.name for p in inp.training_data.systems] == [f"data_{i}" for i in range(4)]
-
-
-@pytest.mark.parametrize("kw", [
-    {"start_lr": 1e-3, "stop_lr": 3.51e-8, "decay_steps": 5, "num_steps": 20},
-    {"start_lr": 1e-3, "stop_lr": 1e-5, "decay_steps": 5000, "num_steps": 300},
-    {"start_lr": 2e-3, "stop_lr": 1e-6, "decay_steps": 7, "num_steps": 100,
-     "warmup_steps": 10, "warmup_start_factor": 0.1},
-    {"start_lr": 1e-3, "stop_lr": 1e-4, "decay_steps": 3, "num_steps": 50, "smooth": True},
-    {"start_lr": 1e-3, "stop_lr": 5e-4, "decay_steps": 4, "num_steps": 60, "decay_rate": 0.9},
-])
-def test_learning_rate_follows_deepmd(kw):
-    from deepmd.dpmodel.utils.learning_rate import LearningRateExp
-
-    ref = LearningRateExp(**kw)
-    ours = LearningRate(kw["start_lr"], kw["stop_lr"], kw["num_steps"], kw["decay_steps"],
-                        kw.get("decay_rate"), kw.get("warmup_steps", 0),
-                        kw.get("warmup_start_factor", 0.0), kw.get("smooth", False))
-    for step in range(kw["num_steps"] + 5):
-        assert ours.value(step) == pytest.approx(float(ref.value(step)), rel=1e-12), step
-
-
-@pytest.mark.parametrize(("section", "key", "value", "match"), [
-    ("training", "opt_type", "LKF", r"training: unsupported key\(s\) \['opt_type'\]"),
-    ("loss", "start_pref_v", 1.0, r"loss: \['start_pref_v'\] must be 0"),
-    ("learning_rate", "type", "cosine", "only 'exp'"),
-    ("model", "spin", {}, r"model: unsupported key\(s\) \['spin'\]"),
-    ("fitting_net", "numb_fparam", 2, "fitting_net.numb_fparam=2"),
-    ("descriptor", "repinit_typo", 1, "repinit_typo"),
-])
-def test_unsupported_keys_are_named(tmp_path, section, key, value, match):
-    d = json.loads(tiny_input(tmp_path).read_text())
-    target = {"fitting_net": d["model"]["fitting_net"], "descriptor": d["model"]["descriptor"],
-              "model": d["model"]}.get(section, d.get(section))
-    target[key] = value
-    (tmp_path / "bad.json").write_text(json.dumps(d))
-    with pytest.raises(ValueError, match=match):
-        Trainer(TrainInput.from_file(tmp_path / "bad.json"), tmp_path / "out")
-
-
-def test_lcurve_header_is_deepmds():
-    ref = (SHARED / "models" / "water_dpa2_small.lcurve.out").read_text().splitlines()[:2]
-    assert lcurve.header(lcurve.KEYS, True).splitlines() == ref
-    row = lcurve.row(5, 1e-3, {"rmse": 27.5, "rmse_e": 0.158, "rmse_f": 0.87},
-                     {"rmse": 26.1, "rmse_e": 0.306, "rmse_f": 0.827})
-    assert len(row) == len("      5      2.75e+01    2.61e+01      1.58e-01    3.06e-01"
-                           "      8.70e-01    8.27e-01    1.0e-03\n")
 
 
 def test_short_run_lowers_energy_and_force_errors(tmp_path):
@@ -135,3 +74,13 @@ def test_cli_test_reads_deepmd_models(capsys):
     force = float(text.split("Force  RMSE        :")[1].split()[0])
     assert 0.5 < force < 1.2  # deepmd's lcurve: rmse_f_val 0.82 after its 20 steps
     assert np.isfinite(float(text.split("Energy RMSE/Natoms :")[1].split()[0]))
+
+
+def test_fitting_trainable_false_freezes_the_fitting_net(tmp_path):
+    from dpa2_torch.checkpoint import build_model
+
+    d = json.loads(tiny_input(tmp_path).read_text())
+    d["model"]["fitting_net"]["trainable"] = False
+    model = build_model(TrainInput.from_dict(d).settings)
+    assert not any(p.requires_grad for p in model.fitting.parameters())
+    assert all(p.requires_grad for p in model.descriptor.parameters())

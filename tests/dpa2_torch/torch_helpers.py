@@ -2,14 +2,11 @@
 
 from __future__ import annotations
 
-import json
-from pathlib import Path
-
 import numpy as np
 import pytest
 import torch
 from conftest import cluster, random_stats, tiny_dict, triclinic
-from oracle import WATER, deepmd_inputs
+from oracle import deepmd_inputs
 
 import dpa2_core as dc
 from dpa2_torch import DescrptDPA2
@@ -88,27 +85,3 @@ def deepmd_param_count(serialized) -> int:
         else:
             total += deepmd_param_count(value)
     return total
-
-
-def tiny_input(tmp: Path, steps: int = 4, systems=("data_0",), seed: int = 7, **training) -> Path:
-    """A deepmd-kit training input with a tiny DPA-2 on the shared water data."""
-    small = tiny_dict(repinit={"rcut": 4.0, "nsel": 48},
-                      repformer={"rcut": 3.0, "nsel": 24, "update_g1_has_attn": False,
-                                 "update_g2_has_attn": False})
-    model = {"type_map": ["O", "H"],
-             "descriptor": {"type": "dpa2", "repinit": small["repinit"],
-                            "repformer": small["repformer"]},
-             "fitting_net": {"neuron": [16, 16], "resnet_dt": True, "seed": 1},
-             "data_stat_nbatch": 2}
-    d = {"model": model,
-         "learning_rate": {"type": "exp", "start_lr": 3e-3, "stop_lr": 3e-4, "decay_steps": 20},
-         "loss": {"type": "ener", "start_pref_e": 0.2, "limit_pref_e": 1.0,
-                  "start_pref_f": 100.0, "limit_pref_f": 1.0, "_comment": "ignored"},
-         "training": {"training_data": {"systems": [str(WATER / s) for s in systems],
-                                        "batch_size": 1},
-                      "validation_data": {"systems": [str(WATER / "data_3")], "batch_size": 1},
-                      "numb_steps": steps, "seed": seed, "disp_freq": 2, "save_freq": 2,
-                      "stat_file": "ignored.hdf5", **training}}
-    path = tmp / "input.json"
-    path.write_text(json.dumps(d))
-    return path

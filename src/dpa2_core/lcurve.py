@@ -11,6 +11,7 @@ KEYS = ("rmse", "rmse_e", "rmse_f")
 
 
 def header(keys: tuple[str, ...], validation: bool) -> str:
+    """deepmd-kit's two header lines."""
     line = "# {:5s}".format("step")
     for k in keys:
         line += f"   {k + '_val':>11s} {k + '_trn':>11s}" if validation else f"   {k + '_trn':>11s}"
@@ -19,6 +20,7 @@ def header(keys: tuple[str, ...], validation: bool) -> str:
 
 
 def row(step: int, lr: float, train: dict, valid: dict | None, keys=KEYS) -> str:
+    """One line: step, (validation,) training metrics per key, learning rate."""
     line = f"{step:7d}"
     for k in keys:
         t = float(train.get(k, float("nan")))
@@ -49,10 +51,17 @@ def read(path: str | os.PathLike) -> tuple[list[str], np.ndarray]:
 
 
 def plot(path: str | os.PathLike, out: str | os.PathLike, reference: str | None = None,
-         labels: tuple[str, str] = ("dpa2_torch", "deepmd-kit")) -> None:
+         labels: tuple[str, str] = ("dpa2", "deepmd-kit"), required: bool = True) -> bool:
     """Plot rmse_e and rmse_f (train and validation) against step; optionally overlay a
-    second lcurve (e.g. deepmd-kit's) with dashed lines."""
-    import matplotlib
+    second lcurve (e.g. deepmd-kit's) with dashed lines. Without matplotlib: ImportError,
+    or, with ``required=False`` (trainers), no plot and False."""
+    try:
+        import matplotlib
+    except ImportError as err:
+        if required:
+            raise ImportError("the learning-curve plot needs matplotlib: "
+                              "pip install 'dpa2[plot]'") from err
+        return False
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
@@ -75,3 +84,4 @@ def plot(path: str | os.PathLike, out: str | os.PathLike, reference: str | None 
     fig.tight_layout()
     fig.savefig(out, dpi=110)
     plt.close(fig)
+    return True

@@ -1,11 +1,13 @@
 """deepmd-kit's training input (JSON) read into frozen settings, with clear key errors.
 
-Supported: ``model`` (type_map, descriptor ``dpa2``, energy ``fitting_net``),
-``learning_rate`` (``exp`` with deepmd's decay rule and optional warmup), ``loss``
-(``ener``: energy and force prefactors), ``training`` (steps, display, checkpoints,
-seed, gradient clipping, training/validation data). Keys that change results but
-are not implemented raise ``ValueError`` naming them; bookkeeping keys of deepmd
-that do not (``stat_file``, ``disp_file``, ``_comment``, ...) are accepted.
+Shared by ``dpa2 train`` on every backend. Supported: ``model`` (type_map, descriptor
+``dpa2``, energy ``fitting_net``, data_stat_nbatch), ``learning_rate`` (``exp`` with
+deepmd's decay rule and optional warmup), ``loss`` (``ener``: energy and force
+prefactors), ``training`` (steps, display, checkpoints, seed, gradient clipping,
+training/validation data). Keys that change results but are not implemented raise
+``ValueError`` naming them (so do bookkeeping keys set away from their default when
+that default is the only behaviour here); keys that change nothing numeric
+(``stat_file``, ``disp_file``, ``_comment``, ...) are accepted.
 """
 
 from __future__ import annotations
@@ -17,13 +19,21 @@ import os
 from pathlib import Path
 from typing import Any
 
+from .config import DPA2Config
+from .fitting import FittingConfig
+from .sampling import AUTO_PROBS
+
 _HARMLESS = {
-    "model": {"data_stat_protect", "data_bias_nsample", "srtab_add_bias", "info",
-              "model_branch_alias", "bridging_method", "bridging_r_inner", "bridging_r_outer"},
+    "model": {"info", "model_branch_alias", "bridging_method", "bridging_r_inner",
+              "bridging_r_outer"},
     "training": {"stat_file", "disp_training", "time_training", "profiling", "profiling_file",
-                 "enable_profiler", "tensorboard", "tensorboard_log_dir", "tensorboard_freq",
-                 "change_bias_after_training", "disp_avg"},
+                 "enable_profiler", "tensorboard", "tensorboard_log_dir", "tensorboard_freq"},
     "data": {"auto_prob", "numb_btch", "sys_probs"},
+}
+# accepted only at deepmd-kit's default, the one behaviour implemented here
+_DEFAULT_ONLY = {
+    "model": {"data_stat_protect": 1e-2, "data_bias_nsample": 10, "srtab_add_bias": True},
+    "training": {"change_bias_after_training": False, "disp_avg": False},
 }
 _ZERO_PREFS = ("ae", "pf", "gf", "h", "v")
 
@@ -31,10 +41,15 @@ _ZERO_PREFS = ("ae", "pf", "gf", "h", "v")
 def _check_keys(where: str, d: dict, supported: set, harmless: set = frozenset()) -> None:
     if not isinstance(d, dict):
         raise ValueError(f"{where}: must be a dict, got {type(d).__name__}")
-    bad = sorted(k for k in d if k not in supported | harmless and not k.startswith("_comment"))
+    defaults = _DEFAULT_ONLY.get(where, {})
+    allowed = supported | harmless | set(defaults)
+    bad = sorted(k for k in d if k not in allowed and not str(k).startswith("_"))
     if bad:
-        raise ValueError(f"{where}: unsupported key(s) {bad}; supported: "
-                         f"{sorted(supported | harmless)}")
+        raise ValueError(f"{where}: unsupported key(s) {bad}; supported: {sorted(allowed)}")
+    for key, default in defaults.items():
+        if key in d and d[key] != default:
+            raise ValueError(f"{where}.{key}={d[key]!r}: only deepmd-kit's default "
+                             f"{default!r} is supported")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -136,9 +151,8 @@ class DataSettings:
         if d.get("sys_probs") is not None:
             raise ValueError(f"{where}.sys_probs: not supported (use auto_prob)")
         prob = d.get("auto_prob", d.get("auto_prob_style", "prob_sys_size"))
-        if prob not in ("prob_sys_size", "prob_uniform"):
-            raise ValueError(f"{where}.auto_prob={prob!r}: use 'prob_sys_size' or "
-                             "'prob_uniform'")
+        if prob not in AUTO_PROBS:
+            raise ValueError(f"{where}.auto_prob={prob!r}: use one of {AUTO_PROBS}")
         systems = d.get("systems")
         if isinstance(systems, str | os.PathLike):
             systems = [systems]
@@ -178,11 +192,58 @@ def _check_model(model: dict) -> None:
             raise ValueError(f"model.{key}: required key is missing")
 
 
+def _seed(value: Any, default: int) -> int:
+    if isinstance(value, list | tuple):
+        value = value[0] if value else None
+    return default if value is None else int(value)
+
+
+@dataclasses.dataclass(frozen=True)
+class ModelSettings:
+    """The energy model a ``model`` section describes: descriptor and fitting configs,
+    the seeds their fresh parameters are drawn with (their own ``seed`` keys, else the
+    training seed and the training seed + 1), the least-squares ``rcond`` of the energy
+    bias and the number of batches per system the statistics use."""
+
+    type_map: tuple[str, ...]
+    descriptor: DPA2Config
+    fitting: FittingConfig
+    descriptor_seed: int
+    fitting_seed: int
+    rcond: float | None = None
+    data_stat_nbatch: int = 10
+
+    @classmethod
+    def from_input(cls, model: dict, seed: int | None = None) -> ModelSettings:
+        _check_model(model)
+        seed = 0 if seed is None else int(seed)
+        desc = {k: v for k, v in model["descriptor"].items() if not str(k).startswith("_")}
+        desc.setdefault("type_map", list(model["type_map"]))
+        config = DPA2Config.from_dict(desc)
+        if list(config.type_map) != list(model["type_map"]):
+            raise ValueError(f"model.descriptor.type_map={list(config.type_map)}: differs "
+                             f"from model.type_map={list(model['type_map'])}")
+        fit = model.get("fitting_net", {})
+        fitting = FittingConfig.from_input(fit, config.ntypes, config.dim_out,
+                                           precision=config.dtype_name)
+        if fitting.precision != config.dtype_name:
+            raise ValueError(f"fitting_net.precision={fit.get('precision')!r}: must match the "
+                             f"descriptor precision {config.precision!r}")
+        nbatch = int(model.get("data_stat_nbatch", 10))
+        if nbatch <= 0:
+            raise ValueError(f"model.data_stat_nbatch={nbatch}: must be positive")
+        rcond = fit.get("rcond")
+        return cls(tuple(model["type_map"]), config, fitting, _seed(desc.get("seed"), seed),
+                   _seed(fit.get("seed"), seed + 1),
+                   None if rcond is None else float(rcond), nbatch)
+
+
 @dataclasses.dataclass(frozen=True)
 class TrainInput:
     """Everything ``dpa2 train`` needs, read from a deepmd-kit input dict."""
 
     raw: dict
+    settings: ModelSettings
     lr: LearningRate
     loss: LossPrefactors
     training_data: DataSettings
@@ -203,7 +264,9 @@ class TrainInput:
     @classmethod
     def from_dict(cls, d: dict, base: Path = Path("."), steps: int | None = None) -> TrainInput:
         _check_keys("input", d, {"model", "learning_rate", "loss", "training"})
-        _check_model(d.get("model", {}))
+        for key in ("model", "training"):
+            if key not in d:
+                raise ValueError(f"{key}: required section is missing")
         t = d.get("training", {})
         scalars = {"numb_steps", "seed", "disp_file", "disp_freq", "save_freq", "save_ckpt",
                    "gradient_max_norm", "max_ckpt_keep"}
@@ -212,10 +275,16 @@ class TrainInput:
         if "training_data" not in t:
             raise ValueError("training.training_data: required key is missing")
         numb_steps = int(t.get("numb_steps", 0) if steps is None else steps)
+        if numb_steps < 0:
+            raise ValueError(f"training.numb_steps={numb_steps}: must be >= 0")
         val = t.get("validation_data")
         kwargs = {k: t[k] for k in scalars - {"numb_steps"} if k in t}
+        for key in ("disp_freq", "save_freq"):
+            if key in kwargs and not (isinstance(kwargs[key], int) and kwargs[key] > 0):
+                raise ValueError(f"training.{key}={kwargs[key]!r}: must be a positive int")
         return cls(
-            raw=d, lr=LearningRate.from_input(d.get("learning_rate", {}), numb_steps),
+            raw=d, settings=ModelSettings.from_input(d["model"], t.get("seed")),
+            lr=LearningRate.from_input(d.get("learning_rate", {}), numb_steps),
             loss=LossPrefactors.from_input(d.get("loss", {})),
             training_data=DataSettings.from_input("training.training_data", t["training_data"],
                                                   base),
