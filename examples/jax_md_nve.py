@@ -4,10 +4,13 @@ Velocity Verlet in chunks of ``--chunk`` steps, each chunk one ``jax.jit`` call
 (``lax.scan``). The neighbor list is the fixed-capacity one of :mod:`dpa2_jax.neighbor`:
 it is refreshed inside the loop when an atom has moved more than ``skin / 2``, and its
 overflow flag is checked between chunks, outside jit (on overflow: reallocate, redo
-the chunk). The model is untrained (random fitting net), so the dynamics mean nothing
+the chunk). By default the model is a small untrained one, so the dynamics mean nothing
 physically; the total-energy drift shows the integrator, forces and list are consistent.
+``--model`` runs a whole deepmd-kit energy model instead (descriptor, fitting net and
+``out_bias``), e.g. the shared water model trained by deepmd-kit.
 
-    python examples/jax_md_nve.py [--steps 40] [--dt 0.25] [--model water.dp]
+    python examples/jax_md_nve.py [--steps 40] [--dt 0.25]
+                                  [--model ../shared/models/water_dpa2_small.dp]
 """
 
 from __future__ import annotations
@@ -23,7 +26,13 @@ jax.config.update("jax_enable_x64", True)
 
 import dpa2_core as dc  # noqa: E402
 from dpa2_core.presets import water_frame  # noqa: E402
-from dpa2_jax import ModelConfig, atom_energy, init_model, neighbor  # noqa: E402
+from dpa2_jax import (  # noqa: E402
+    ModelConfig,
+    atom_energy,
+    init_model,
+    load_deepmd_model,
+    neighbor,
+)
 
 TIME_UNIT_FS = 10.180505  # sqrt(amu * Å^2 / eV) in fs
 KB = 8.617333262e-5  # eV / K
@@ -38,13 +47,11 @@ SMALL = {  # a fast descriptor for the demo; --model loads a real one
 
 
 def build_model(path: str | None) -> tuple[ModelConfig, dict]:
-    if path is None:
-        desc = dc.DPA2Config.from_dict(SMALL)
-        params = None
-    else:
-        desc, params = dc.load_deepmd(path)
-    config = ModelConfig.build(desc, {"neuron": [32, 32]})
-    return config, init_model(config, seed=0, descriptor_params=params)
+    """A whole deepmd-kit energy model (``--model``), or a small fresh one."""
+    if path is not None:
+        return load_deepmd_model(path)
+    config = ModelConfig.build(dc.DPA2Config.from_dict(SMALL), {"neuron": [32, 32]})
+    return config, init_model(config, seed=0)
 
 
 def make_chunk(config: ModelConfig, spec: neighbor.NeighborSpec, atype, mass, dt: float,
@@ -88,7 +95,8 @@ def main() -> None:
     parser.add_argument("--dt", type=float, default=0.25, help="time step, fs")
     parser.add_argument("--temperature", type=float, default=300.0, help="initial T, K")
     parser.add_argument("--skin", type=float, default=0.5, help="neighbor skin, Å")
-    parser.add_argument("--model", default=None, help="deepmd-kit model for the descriptor")
+    parser.add_argument("--model", default=None,
+                        help="a whole deepmd-kit energy model (.dp/.yaml/.json)")
     args = parser.parse_args()
 
     config, params = build_model(args.model)

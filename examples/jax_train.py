@@ -22,9 +22,10 @@ import optax
 jax.config.update("jax_enable_x64", True)
 
 import dpa2_core as dc  # noqa: E402
+from dpa2_core.loss import ener_loss  # noqa: E402
+from dpa2_core.sampling import BatchSampler  # noqa: E402
 from dpa2_jax import ModelConfig, energy, energy_and_forces, init_model  # noqa: E402
-from dpa2_jax.model import energy_bias  # noqa: E402
-from dpa2_jax.train_data import Sampler, System  # noqa: E402
+from dpa2_jax.train_data import System  # noqa: E402
 
 DATA = Path(__file__).resolve().parents[2] / "shared" / "data" / "water"
 DESCRIPTOR = {
@@ -40,11 +41,9 @@ DESCRIPTOR = {
 def loss_fn(params, config, batch, pref_e, pref_f):
     """deepmd-kit's energy loss: pref_e * mse(E) / natoms + pref_f * mse(F)."""
     energy, force = energy_and_forces(params, config, batch.coord, batch.ext)
-    natoms = batch.coord.shape[1]
-    mse_e = jnp.mean((energy - batch.energy) ** 2)
-    mse_f = jnp.mean((force - batch.force) ** 2)
-    return pref_e * mse_e / natoms + pref_f * mse_f, (jnp.sqrt(mse_e) / natoms,
-                                                      jnp.sqrt(mse_f))
+    loss, m = ener_loss(energy, batch.energy, force, batch.force, batch.coord.shape[1],
+                        pref_e, pref_f)
+    return loss, (m["rmse_e"], m["rmse_f"])
 
 
 def main() -> None:
@@ -65,14 +64,15 @@ def main() -> None:
     total = jax.jit(lambda p, b: energy(p, config, b.coord, b.ext))
     residual = [b.energy - np.asarray(total(params, jax.tree.map(jnp.asarray, b)))
                 for b in stat]
-    bias = energy_bias(np.concatenate(residual),
-                       np.concatenate([s.frames.atype[::8] for s in systems]), desc.ntypes)
-    params["fitting"]["bias_atom_e"] = jnp.asarray(bias)
+    bias = dc.stats.energy_bias(np.concatenate(residual),
+                                [s.frames.atype[::8] for s in systems], desc.ntypes)
+    params["out_bias"] = jnp.asarray(bias)
 
     schedule = optax.exponential_decay(1e-3, transition_steps=max(args.steps // 10, 1),
                                        decay_rate=0.1**0.2, staircase=True)  # -> 1e-5
-    frozen = jax.tree_util.tree_map_with_path(  # statistics and the energy bias stay fixed
-        lambda p, _: "davg" in str(p) or "dstd" in str(p) or "bias_atom_e" in str(p), params)
+    frozen = jax.tree_util.tree_map_with_path(  # statistics and the energy biases stay fixed
+        lambda p, _: any(k in str(p) for k in ("davg", "dstd", "bias_atom_e", "out_bias")),
+        params)
     opt = optax.chain(optax.clip_by_global_norm(5.0),
                       optax.masked(optax.adam(schedule), jax.tree.map(lambda f: not f, frozen)),
                       optax.masked(optax.set_to_zero(), frozen))
@@ -85,12 +85,13 @@ def main() -> None:
         updates, opt_state = opt.update(grads, opt_state, params)
         return optax.apply_updates(params, updates), opt_state, loss, rmse
 
-    sampler = Sampler(systems, args.batch, seed=0)
+    sampler = BatchSampler([s.nframes for s in systems], [args.batch] * len(systems), seed=0)
     tic = time.perf_counter()
     for i in range(args.steps):
         ratio = schedule(i) / 1e-3  # deepmd-kit's prefactor schedule: start -> limit
         pref_e, pref_f = 1.0 + (0.02 - 1.0) * ratio, 1.0 + (1000.0 - 1.0) * ratio
-        batch = jax.tree.map(jnp.asarray, sampler.next())
+        k, idx = sampler.next()
+        batch = jax.tree.map(jnp.asarray, systems[k].batch(np.asarray(idx)))
         params, opt_state, loss, (rmse_e, rmse_f) = step(params, opt_state, batch, pref_e,
                                                          pref_f)
         if i == 0:

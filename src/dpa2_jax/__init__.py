@@ -21,6 +21,7 @@ from .model import (  # noqa: E402
     energy,
     energy_and_forces,
     init_model,
+    load_deepmd_model,
 )
 from .params import cast, init_params, load_deepmd, to_jax, to_numpy, x64_enabled  # noqa: E402
 
@@ -38,6 +39,7 @@ __all__ = [
     "init_params",
     "jit_descriptor",
     "load_deepmd",
+    "load_deepmd_model",
     "neighbor",
     "to_jax",
     "to_numpy",

@@ -1,12 +1,14 @@
-"""Training checkpoints: one ``.npz`` with the model config, parameters and optax state.
+"""Training checkpoints: one ``.npz`` with the model config, parameters, optax state and
+the batch sampler's state (an exact restart).
 
-``<save_ckpt>-<step>.npz`` is written at every ``save_freq`` and at the end, and
-``<save_ckpt>.npz`` always holds the latest one. :func:`load_model` reads the model
-back without the training input.
+``<save_ckpt>-<step>.npz`` is written at every ``save_freq`` and at the end (the newest
+``max_ckpt_keep`` are kept), and ``<save_ckpt>.npz`` always holds the latest one.
+:func:`load_model` reads the model back without the training input.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import shutil
 from pathlib import Path
@@ -16,6 +18,7 @@ import jax
 import numpy as np
 
 import dpa2_core as dc
+from dpa2_core.fitting import FittingConfig
 
 from .model import ModelConfig
 from .params import to_jax
@@ -29,13 +32,11 @@ def _flat(tree: Any, prefix: str) -> dict[str, np.ndarray]:
 
 
 def save_checkpoint(directory: Path, name: str, step: int, params: dict, opt_state: Any,
-                    config: ModelConfig) -> Path:
+                    config: ModelConfig, data_state: dict | None = None) -> Path:
     """Write ``directory/<name>-<step>.npz`` and copy it to ``directory/<name>.npz``."""
-    fit = config.fitting
+    fit = dataclasses.asdict(config.fitting)
     meta = {"format": FORMAT, "step": int(step), "descriptor": config.descriptor.to_dict(),
-            "fitting": {"neuron": list(fit.neuron), "resnet_dt": fit.resnet_dt,
-                        "activation_function": fit.activation_function,
-                        "precision": fit.precision}}
+            "fitting": {**fit, "neuron": list(fit["neuron"])}, "data": data_state}
     opt_leaves = jax.tree.leaves(opt_state)
     arrays = {**_flat(params, "params"),
               **{f"opt/{i}": np.asarray(x) for i, x in enumerate(opt_leaves)}}
@@ -43,6 +44,21 @@ def save_checkpoint(directory: Path, name: str, step: int, params: dict, opt_sta
     np.savez(path, __meta__=np.asarray(json.dumps(meta)), **arrays)
     shutil.copyfile(path, Path(directory) / f"{name}.npz")
     return path
+
+
+def prune(directory: Path, name: str, keep: int) -> None:
+    """Keep the newest ``keep`` ``<name>-<step>.npz`` (deepmd's ``max_ckpt_keep``; 0: all)."""
+    if keep <= 0:
+        return
+    old = sorted(Path(directory).glob(f"{name}-*.npz"),
+                 key=lambda f: int(f.stem.rsplit("-", 1)[1]))
+    for stale in old[: max(len(old) - keep, 0)]:
+        stale.unlink()
+
+
+def _model_config(meta: dict) -> ModelConfig:
+    fit = {**meta["fitting"], "neuron": tuple(meta["fitting"]["neuron"])}
+    return ModelConfig(dc.DPA2Config.from_dict(meta["descriptor"]), FittingConfig(**fit))
 
 
 def _read(path: Path) -> tuple[dict, dict]:
@@ -67,8 +83,10 @@ def _fill(template: Any, arrays: dict, prefix: str, path: Path) -> Any:
     return jax.tree_util.tree_unflatten(treedef, to_jax(out))
 
 
-def load_checkpoint(path: Path, params: dict, opt_state: Any) -> tuple[int, dict, Any]:
-    """(step, params, opt_state) read into the structures of the given templates."""
+def load_checkpoint(path: Path, params: dict, opt_state: Any
+                    ) -> tuple[int, dict, Any, dict | None]:
+    """(step, params, opt_state, sampler state) read into the structures of the given
+    templates."""
     meta, arrays = _read(path)
     params = _fill(params, arrays, "params", path)
     leaves, treedef = jax.tree.flatten(opt_state)
@@ -78,7 +96,7 @@ def load_checkpoint(path: Path, params: dict, opt_state: Any) -> tuple[int, dict
         raise ValueError(f"restart={str(path)!r}: optimizer state does not match this input")
     opt_state = jax.tree.unflatten(treedef, [jax.numpy.asarray(v, dtype=np.asarray(x).dtype)
                                              for v, x in zip(opt.values(), leaves, strict=True)])
-    return int(meta["step"]), params, opt_state
+    return int(meta["step"]), params, opt_state, meta.get("data")
 
 
 def load_model(path: Path) -> tuple[ModelConfig, dict]:
@@ -86,5 +104,5 @@ def load_model(path: Path) -> tuple[ModelConfig, dict]:
     from .model import init_model
 
     meta, arrays = _read(path)
-    config = ModelConfig.build(dc.DPA2Config.from_dict(meta["descriptor"]), meta["fitting"])
+    config = _model_config(meta)
     return config, _fill(init_model(config), arrays, "params", path)

@@ -1,14 +1,17 @@
 """Energy model: DPA-2 descriptor + :func:`dpa2_core.fitting.atomic_energy`; forces by grad.
 
-Parameters are one pytree ``{"descriptor": ..., "fitting": ...}``; the static
-:class:`ModelConfig` holds both configs. Forces are ``-dE/dcoord`` with respect to the
-local coordinates, before ghost extension (``coord_ext = coord[mapping] + shift``),
-so every periodic image moves with its atom.
+The torch shim's :class:`dpa2_torch.EnergyModel` layout: parameters are one pytree
+``{"descriptor", "fitting", "out_bias"}`` (``out_bias`` (ntypes,), deepmd-kit's
+model-level per-type energy that the statistics set); the static :class:`ModelConfig`
+holds both configs. Forces are ``-dE/dcoord`` with respect to the local coordinates,
+before ghost extension (``coord_ext = coord[mapping] + shift``), so every periodic image
+moves with its atom.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import os
 from typing import Any, NamedTuple
 
 import jax
@@ -16,7 +19,7 @@ import jax.numpy as jnp
 import numpy as np
 
 import dpa2_core as dc
-from dpa2_core.config import PRECISIONS
+from dpa2_core.deepmd_model import load_deepmd_model as load_deepmd_model_np
 from dpa2_core.fitting import FittingConfig, atomic_energy, init_fitting_params
 
 from .descriptor import descriptor
@@ -32,17 +35,18 @@ class ModelConfig:
     descriptor: dc.DPA2Config
     fitting: FittingConfig
 
+    def __post_init__(self) -> None:
+        if self.fitting.precision != self.descriptor.dtype_name:
+            raise ValueError(f"fitting_net.precision={self.fitting.precision!r}: must match the "
+                             f"descriptor precision {self.descriptor.precision!r}")
+
     @classmethod
     def build(cls, descriptor: dc.DPA2Config, fitting: dict | None = None) -> ModelConfig:
-        """Fitting net from a ``model.fitting_net``-style dict; precision follows the
+        """Fitting net from a deepmd-kit ``fitting_net`` dict; precision follows the
         descriptor unless given."""
-        kw = {k: tuple(v) if isinstance(v, list) else v for k, v in (fitting or {}).items()}
-        kw.setdefault("precision", descriptor.dtype_name)
-        fit = FittingConfig(ntypes=descriptor.ntypes, dim_descrpt=descriptor.dim_out, **kw)
-        if PRECISIONS[fit.precision] != descriptor.dtype_name:
-            raise ValueError(f"fitting_net.precision={fit.precision!r}: must match the "
-                             f"descriptor precision {descriptor.precision!r}")
-        return cls(descriptor, fit)
+        return cls(descriptor, FittingConfig.from_input(fitting or {}, descriptor.ntypes,
+                                                        descriptor.dim_out,
+                                                        precision=descriptor.dtype_name))
 
 
 class Extension(NamedTuple):
@@ -59,21 +63,36 @@ class Extension(NamedTuple):
 
 
 def init_model(config: ModelConfig, seed: int = 0, descriptor_params: Any = None,
-               fitting_seed: int | None = None) -> dict:
-    """``{"descriptor", "fitting"}`` jax parameters (descriptor ones given or drawn)."""
+               fitting_seed: int | None = None, out_bias: Any = None) -> dict:
+    """``{"descriptor", "fitting", "out_bias"}`` jax parameters (descriptor ones given or
+    drawn; ``out_bias`` zeros unless given)."""
     check_precision(config.descriptor.dtype_name)
     desc = dc.init_params(config.descriptor, seed) if descriptor_params is None \
         else descriptor_params
     fit = init_fitting_params(config.fitting, seed if fitting_seed is None else fitting_seed)
-    return {"descriptor": to_jax(desc), "fitting": to_jax(fit)}
+    ntypes = config.descriptor.ntypes
+    bias = np.zeros(ntypes) if out_bias is None else np.asarray(out_bias).reshape(ntypes)
+    return {"descriptor": to_jax(desc), "fitting": to_jax(fit),
+            "out_bias": to_jax(bias.astype(config.descriptor.dtype_name))}
+
+
+def load_deepmd_model(source: dict | str | os.PathLike) -> tuple[ModelConfig, dict]:
+    """``(ModelConfig, params)`` of a whole deepmd-kit energy model (``.dp``/``.yaml``/
+    ``.json`` or its dict): descriptor, fitting net and ``out_bias``."""
+    m = load_deepmd_model_np(source)
+    return ModelConfig(m.config, m.fitting_config), {
+        "descriptor": to_jax(m.params), "fitting": to_jax(m.fitting_params),
+        "out_bias": to_jax(m.out_bias.astype(m.config.dtype_name))}
 
 
 def model_trainable(params: dict, config: ModelConfig) -> dict:
-    """Bool tree: statistics and ``bias_atom_e`` (set from data) are frozen."""
+    """Bool tree: statistics, ``bias_atom_e`` and ``out_bias`` (set from data) are frozen;
+    the fitting net follows ``fitting.trainable``."""
     fit = jax.tree_util.tree_map_with_path(
-        lambda path, _: jax.tree_util.keystr(path) != "['bias_atom_e']", params["fitting"])
+        lambda path, _: config.fitting.trainable
+        and jax.tree_util.keystr(path) != "['bias_atom_e']", params["fitting"])
     return {"descriptor": trainable_mask(params["descriptor"], config.descriptor),
-            "fitting": fit}
+            "fitting": fit, "out_bias": False}
 
 
 def atom_energy(params: dict, config: ModelConfig, coord_ext, atype_ext, nlist,
@@ -82,7 +101,8 @@ def atom_energy(params: dict, config: ModelConfig, coord_ext, atype_ext, nlist,
     desc = descriptor(params["descriptor"], config.descriptor, coord_ext, atype_ext, nlist,
                       mapping).descriptor
     atype = atype_ext[..., : nlist.shape[-2]]
-    return atomic_energy(params["fitting"], config.fitting, desc, atype)
+    return atomic_energy(params["fitting"], config.fitting, desc, atype,
+                         params.get("out_bias"))
 
 
 def extend_coord(coord: Array, ext: Extension) -> Array:
@@ -108,13 +128,3 @@ def energy_and_forces(params: dict, config: ModelConfig, coord: Array, ext: Exte
 
     grad, e = jax.grad(total, has_aux=True)(coord)
     return e, -grad
-
-
-def energy_bias(energies: np.ndarray, atype: np.ndarray, ntypes: int,
-                rcond: float | None = None) -> np.ndarray:
-    """Per-type energy shift (ntypes, 1): least squares of frame energies on type counts
-    (minimum norm when compositions do not separate the types, as deepmd-kit)."""
-    counts = np.stack([(atype == t).sum(axis=-1) for t in range(ntypes)], axis=-1)
-    bias, *_ = np.linalg.lstsq(counts.astype(np.float64), energies.astype(np.float64),
-                               rcond=rcond)
-    return bias.reshape(ntypes, 1)

@@ -1,15 +1,15 @@
 """Energy/force training with optax: ``dpa2 train INPUT --backend jax`` (:func:`cli_train`).
 
-One jit-compiled step per batch shape: forces by ``jax.grad`` of the energy, the
-loss gradient by a second ``jax.grad`` (force matching), Adam on the trainable leaves
-(statistics and the per-type energy bias stay fixed), optional global-norm clipping.
-``lcurve.out`` has deepmd-kit's columns; checkpoints are ``.npz`` files.
+The input, learning-rate rule, loss, batch sampling, statistics and ``lcurve.out`` are
+the core's (shared with the torch trainer). Here: one jit-compiled step per batch shape,
+forces by ``jax.grad`` of the energy, the loss gradient by a second ``jax.grad`` (force
+matching), Adam on the trainable leaves (statistics and the energy biases stay fixed),
+optional global-norm clipping; checkpoints are ``.npz`` files.
 """
 
 from __future__ import annotations
 
 import functools
-import json
 import sys
 import time
 from pathlib import Path
@@ -17,38 +17,31 @@ from typing import Any
 
 import jax
 import jax.numpy as jnp
-import numpy as np
 import optax
 
 import dpa2_core as dc
+from dpa2_core import lcurve
+from dpa2_core.loss import ener_loss
+from dpa2_core.train_input import DataSettings, TrainInput
 
-from .checkpoint import load_checkpoint, save_checkpoint
+from .checkpoint import load_checkpoint, prune, save_checkpoint
 from .descriptor import as_jax
-from .model import ModelConfig, energy_and_forces, energy_bias, init_model, model_trainable
+from .model import ModelConfig, energy_and_forces, init_model, model_trainable
 from .params import x64_enabled
-from .train_data import Batch, Sampler, System, batch_size
-from .train_input import TrainInput, parse_input
+from .train_data import Batch, Sampler, System
 
-METRICS = ("rmse", "rmse_e", "rmse_f")
+METRICS = lcurve.KEYS
 
 
 def loss_and_metrics(params: dict, config: ModelConfig, batch: Batch, pref_e, pref_f):
-    """deepmd-kit's ``ener`` loss: ``pref_e * mse(E) / natoms + pref_f * mse(F)``.
-
-    Metrics: rmse = sqrt(loss), rmse_e = rmse(E) / natoms (per atom), rmse_f = rmse(F).
-    """
+    """deepmd-kit's ``ener`` loss (:func:`dpa2_core.loss.ener_loss`) of a batch."""
     e, f = energy_and_forces(params, config, batch.coord, batch.ext)
-    natoms = batch.coord.shape[-2]
-    l2_e = jnp.mean((e - batch.energy) ** 2)
-    l2_f = jnp.mean((f - batch.force) ** 2)
-    loss = pref_e * l2_e / natoms + pref_f * l2_f
-    return loss, {"rmse": jnp.sqrt(loss), "rmse_e": jnp.sqrt(l2_e) / natoms,
-                  "rmse_f": jnp.sqrt(l2_f)}
+    return ener_loss(e, batch.energy, f, batch.force, batch.coord.shape[-2], pref_e, pref_f)
 
 
-def optimizer(gradient_max_norm: float | None = None) -> optax.GradientTransformation:
-    """Adam direction (the learning rate is applied by the step), optional clipping."""
-    parts = [] if gradient_max_norm is None else [optax.clip_by_global_norm(gradient_max_norm)]
+def optimizer(gradient_max_norm: float = 0.0) -> optax.GradientTransformation:
+    """Adam direction (the learning rate is applied by the step), clipping when > 0."""
+    parts = [optax.clip_by_global_norm(gradient_max_norm)] if gradient_max_norm > 0 else []
     return optax.chain(*parts, optax.scale_by_adam())
 
 
@@ -84,46 +77,26 @@ def to_device(batch: Batch) -> Batch:
     return jax.tree.map(lambda x: as_jax(x, "batch"), batch)
 
 
-def lcurve_header(has_val: bool) -> str:
-    """deepmd-kit's header line of ``lcurve.out``."""
-    head = f"# {'step':5s}"
-    for k in METRICS:
-        head += f"   {k + '_val':>11s} {k + '_trn':>11s}" if has_val else f"   {k + '_trn':>11s}"
-    head += f"   {'lr':8s}\n"
-    return head + "# If there is no available reference data, rmse_*_{val,trn} will print nan\n"
+def _systems(inp: TrainInput, data: DataSettings) -> list[System]:
+    dtype = inp.settings.descriptor.dtype_name
+    return [System(p, inp.settings.type_map, inp.settings.descriptor, dtype)
+            for p in data.systems]
 
 
-def lcurve_row(step: int, trn: dict, val: dict | None, lr: float) -> str:
-    row = f"{step:7d}"
-    for k in METRICS:
-        row += f"   {val[k]:11.2e} {trn[k]:11.2e}" if val else f"   {trn[k]:11.2e}"
-    return row + f"   {lr:8.1e}\n"
+def model_config(inp: TrainInput) -> ModelConfig:
+    return ModelConfig(inp.settings.descriptor, inp.settings.fitting)
 
 
-def _systems(inp: TrainInput, data) -> list[System]:
-    dtype = inp.model.descriptor.dtype_name
-    return [System(p, inp.type_map, inp.model.descriptor, dtype) for p in data.systems]
-
-
-def initial_params(inp: TrainInput, systems: list[System]) -> dict:
-    """Fresh parameters with deepmd-kit's data statistics, from the first
-    ``data_stat_nbatch`` batches of every training system: the descriptor's ``davg``/
-    ``dstd`` (:func:`dpa2_core.compute_input_stats`) and ``bias_atom_e`` (least squares
-    of the energies on the type counts)."""
-    config = inp.model.descriptor
-    take = [inp.data_stat_nbatch * batch_size(inp.training.batch_size, s.nloc)
-            for s in systems]
-    frames = [s.frames for s in systems]
-    stat = [{"coord": f.coord[:n], "atype": f.atype[:n],
-             "box": None if f.box is None else f.box[:n]}
-            for f, n in zip(frames, take, strict=True)]
-    desc = dc.compute_input_stats(dc.init_params(config, inp.descriptor_seed), config, stat)
-    params = init_model(inp.model, descriptor_params=desc, fitting_seed=inp.fitting_seed)
-    energies = np.concatenate([f.energy[:n] for f, n in zip(frames, take, strict=True)])
-    bias = energy_bias(energies, np.concatenate([x["atype"] for x in stat]), config.ntypes,
-                       inp.rcond)
-    params["fitting"]["bias_atom_e"] = as_jax(bias.astype(energies.dtype), "bias_atom_e")
-    return params
+def initial_params(inp: TrainInput, systems: list[System], sizes: list[int]) -> dict:
+    """Fresh parameters with deepmd-kit's data statistics
+    (:func:`dpa2_core.stats.training_statistics`): the descriptor's davg/dstd and
+    ``out_bias``."""
+    s = inp.settings
+    desc, bias = dc.stats.training_statistics(
+        dc.init_params(s.descriptor, s.descriptor_seed), s.descriptor,
+        [x.frames for x in systems], sizes, s.data_stat_nbatch, s.rcond)
+    return init_model(model_config(inp), descriptor_params=desc, fitting_seed=s.fitting_seed,
+                      out_bias=bias)
 
 
 def _validate(config, params, valid: Sampler | None, nbatch: int, pe, pf) -> dict | None:
@@ -139,68 +112,97 @@ def _validate(config, params, valid: Sampler | None, nbatch: int, pe, pf) -> dic
     return {k: v / weight for k, v in sums.items()}
 
 
-def _progress(step: int, trn: dict, val: dict | None, lr: float, out) -> None:
+def _log(step: int, trn: dict, val: dict | None, lr: float, out, bar) -> None:
     def fmt(m):
         return ", ".join(f"{k} = {m[k]:.2e}" for k in METRICS)
 
-    print(f"batch {step:7d}: trn: {fmt(trn)}, lr = {lr:.2e}", file=out)
+    lines = [f"batch {step:7d}: trn: {fmt(trn)}, lr = {lr:.2e}"]
     if val:
-        print(f"batch {step:7d}: val: {fmt(val)}", file=out)
+        lines.append(f"batch {step:7d}: val: {fmt(val)}")
+    for line in lines:
+        if bar is not None:
+            bar.write(line, file=out)
+        else:
+            print(line, file=out)
 
 
-def initial_state(inp: TrainInput, systems: list[System], restart: Path | None, out
-                  ) -> tuple[int, dict, Any]:
+def _progress(start: int, total: int, show: bool):
+    if not show:
+        return None
+    try:
+        from tqdm import tqdm
+    except ImportError:
+        return None
+    return tqdm(total=total, initial=start, desc="train", unit="step", dynamic_ncols=True)
+
+
+def initial_state(inp: TrainInput, systems: list[System], sampler: Sampler,
+                  restart: Path | None, out) -> tuple[int, dict, Any]:
     """(first step, params, optax state): fresh, or read from a checkpoint (which holds the
-    statistics too, so none are computed then)."""
+    statistics and the sampler state too)."""
+    opt = optimizer(inp.gradient_max_norm)
     if restart is None:
-        params = initial_params(inp, systems)
-        return 0, params, optimizer(inp.gradient_max_norm).init(params)
-    template = init_model(inp.model, inp.descriptor_seed, fitting_seed=inp.fitting_seed)
-    state = load_checkpoint(restart, template, optimizer(inp.gradient_max_norm).init(template))
-    print(f"restarting from {restart} at step {state[0]}", file=out)
-    return state
+        params = initial_params(inp, systems, sampler.sizes)
+        return 0, params, opt.init(params)
+    s = inp.settings
+    template = init_model(model_config(inp), s.descriptor_seed, fitting_seed=s.fitting_seed)
+    step, params, opt_state, data = load_checkpoint(restart, template, opt.init(template))
+    if data is not None:
+        sampler.set_state(data)
+    print(f"restarting from {restart} at step {step}", file=out)
+    return step, params, opt_state
 
 
-def train(inp: TrainInput, output: Path, restart: Path | None = None, out=None) -> dict:
+def _save(inp: TrainInput, output: Path, step: int, params, opt_state, config, sampler):
+    save_checkpoint(output, inp.save_ckpt, step, params, opt_state, config, sampler.state())
+    prune(output, inp.save_ckpt, inp.max_ckpt_keep)
+    lcurve.plot(output / inp.disp_file, output / "lcurve.png", required=False)
+
+
+def train(inp: TrainInput, output: Path, restart: Path | None = None, out=None,
+          progress: bool = True) -> dict:
     """Run the training described by ``inp``; returns the last displayed metrics.
 
-    Progress goes to ``out`` (default: the current ``sys.stdout``).
+    Log lines go to ``out`` (default: the current ``sys.stdout``), the progress bar to
+    stderr.
     """
     out = sys.stdout if out is None else out
     output.mkdir(parents=True, exist_ok=True)
-    train_sys = _systems(inp, inp.training)
-    valid = None if inp.validation is None else Sampler(
-        _systems(inp, inp.validation), inp.validation.batch_size,
-        None if inp.seed is None else inp.seed + 1)
-    sampler = Sampler(train_sys, inp.training.batch_size, inp.seed)
-    start, params, opt_state = initial_state(inp, train_sys, restart, out)
-    static = (inp.model, frozen_flags(params, inp.model), inp.gradient_max_norm)
-    dtype = inp.model.descriptor.dtype_name
-    lcurve = open(output / inp.disp_file, "a" if restart else "w", buffering=1)  # noqa: SIM115
-    if not restart:
-        lcurve.write(lcurve_header(valid is not None))
+    config = model_config(inp)
+    train_sys = _systems(inp, inp.training_data)
+    seed = 0 if inp.seed is None else inp.seed
+    sampler = Sampler(train_sys, inp.training_data, seed)
+    valid = None if inp.validation_data is None else Sampler(
+        _systems(inp, inp.validation_data), inp.validation_data, seed + 1)
+    start, params, opt_state = initial_state(inp, train_sys, sampler, restart, out)
+    static = (config, frozen_flags(params, config), inp.gradient_max_norm)
+    dtype = inp.settings.descriptor.dtype_name
+    curve = lcurve.Lcurve(output / inp.disp_file, valid is not None, append=restart is not None)
+    nval = inp.validation_data.numb_btch if inp.validation_data else 0
     last: dict = {}
+    bar = _progress(start, inp.numb_steps, progress)
     tic = time.perf_counter()
-    with lcurve:
-        for i in range(start, inp.numb_steps):
-            lr = inp.lr.value(i)
-            pe, pf = (jnp.asarray(x, dtype) for x in inp.loss.prefactors(lr, inp.lr.start_lr))
-            batch = to_device(sampler.next())
-            params, opt_state, m = train_step(*static, params, opt_state, batch,
-                                              jnp.asarray(lr, dtype), pe, pf)
-            if i == start:
-                jax.block_until_ready(params)
-                print(f"first step (compile + run): {time.perf_counter() - tic:.1f} s", file=out)
-            shown = i + 1
-            if shown % inp.disp_freq == 0 or shown == 1:
-                trn = {k: float(v) for k, v in m.items()}
-                val = _validate(inp.model, params, valid, inp.validation.numb_btch
-                                if inp.validation else 0, pe, pf)
-                lcurve.write(lcurve_row(shown, trn, val, lr))
-                _progress(shown, trn, val, lr, out)
-                last = {"step": shown, "trn": trn, "val": val, "lr": lr}
-            if shown % inp.save_freq == 0 or shown == inp.numb_steps:
-                save_checkpoint(output, inp.save_ckpt, shown, params, opt_state, inp.model)
+    for i in range(start, inp.numb_steps):
+        lr = inp.lr.value(i)
+        pe, pf = (jnp.asarray(x, dtype) for x in inp.loss.at(lr, inp.lr.start_lr))
+        params, opt_state, m = train_step(*static, params, opt_state, to_device(sampler.next()),
+                                          jnp.asarray(lr, dtype), pe, pf)
+        if i == start:
+            jax.block_until_ready(params)
+            print(f"first step (compile + run): {time.perf_counter() - tic:.1f} s", file=out)
+        shown = i + 1
+        if shown % inp.disp_freq == 0 or shown == 1:
+            trn = {k: float(v) for k, v in m.items()}
+            val = _validate(config, params, valid, nval, pe, pf)
+            curve.write(shown, lr, trn, val)
+            _log(shown, trn, val, lr, out, bar)
+            last = {"step": shown, "trn": trn, "val": val, "lr": lr}
+        if shown % inp.save_freq == 0 or shown == inp.numb_steps:
+            _save(inp, output, shown, params, opt_state, config, sampler)
+        if bar is not None:
+            bar.update(1)
+    if bar is not None:
+        bar.close()
     print(f"training finished: {inp.numb_steps - start} steps in "
           f"{time.perf_counter() - tic:.1f} s", file=out)
     return last
@@ -208,12 +210,8 @@ def train(inp: TrainInput, output: Path, restart: Path | None = None, out=None) 
 
 def cli_train(args: Any) -> int:
     """``dpa2 train INPUT --backend jax``: args has input, output, steps, restart."""
-    path = Path(args.input)
-    if not path.is_file():
-        raise FileNotFoundError(f"input={str(path)!r}: no such file")
-    inp = parse_input(json.loads(path.read_text()), path.parent.resolve(),
-                      getattr(args, "steps", None))
-    if inp.model.descriptor.dtype_name == "float64" and not x64_enabled():
+    inp = TrainInput.from_file(args.input, getattr(args, "steps", None))
+    if inp.settings.descriptor.dtype_name == "float64" and not x64_enabled():
         jax.config.update("jax_enable_x64", True)
         print("note: precision float64 -> jax_enable_x64 switched on for this run")
     restart = getattr(args, "restart", None)

@@ -7,15 +7,17 @@ import json
 import shutil
 from pathlib import Path
 
+import jax
 import numpy as np
 import pytest
 from conftest import tiny_dict
 from oracle import MODEL_DP, WATER
 
 import dpa2_core as dc
+from dpa2_core.cli import main
+from dpa2_core.train_input import TrainInput
 from dpa2_jax.checkpoint import load_model
-from dpa2_jax.train_input import EnerLoss, ExpDecay, parse_input
-from dpa2_jax.training import cli_train
+from dpa2_jax.training import cli_train, model_config
 
 
 @pytest.fixture(autouse=True)
@@ -43,7 +45,7 @@ def _system(root: Path, src: Path, frames: list[int]) -> Path:
 
 
 def _input(tmp: Path, steps: int = 24, **training) -> Path:
-    _system(tmp / "data" / "train", WATER / "data_0", [0, 1])
+    _system(tmp / "data" / "train", WATER / "data_0", [0, 1, 2, 3, 4])
     _system(tmp / "data" / "valid", WATER / "data_3", [0])
     desc = {k: v for k, v in SMALL.items() if k not in ("ntypes", "type_map")}
     d = {
@@ -66,43 +68,17 @@ def _lcurve(path: Path) -> np.ndarray:
     return np.loadtxt(path, ndmin=2)
 
 
-def test_exp_decay_matches_deepmd_kit():
-    from deepmd.dpmodel.utils.learning_rate import LearningRateExp
-
-    for numb, d in [(20, {"start_lr": 1e-3, "stop_lr": 3.51e-8, "decay_steps": 5}),
-                    (1000, {"start_lr": 1e-3, "stop_lr": 1e-6, "decay_steps": 5000}),
-                    (100, {"start_lr": 1e-2, "stop_lr": 1e-4, "decay_steps": 10,
-                           "smooth": True})]:
-        ours = ExpDecay.from_dict(d, numb)
-        ref = LearningRateExp(num_steps=numb, **d)
-        for step in (0, 1, 4, 5, 9, 10, numb // 2, numb - 1, numb):
-            assert ours.value(step) == pytest.approx(float(ref.value(step)), rel=1e-12)
-
-
-def test_loss_prefactors_follow_the_learning_rate():
-    loss = EnerLoss(0.02, 1.0, 1000.0, 1.0)
-    assert loss.prefactors(1e-3, 1e-3) == pytest.approx((0.02, 1000.0))
-    pe, pf = loss.prefactors(1e-4, 1e-3)
-    assert pe == pytest.approx(1.0 + (0.02 - 1.0) * 0.1)
-    assert pf == pytest.approx(1.0 + 999.0 * 0.1)
-
-
-def test_shared_input_parses_and_unknown_keys_are_named(tmp_path):
+def test_shared_input_runs_and_unknown_keys_are_named(tmp_path, capsys):
+    """The jax trainer reads inputs with the core's TrainInput: same errors as torch."""
     path = MODEL_DP.parent / "water_dpa2_small.input.json"
     d = json.loads(path.read_text())
-    inp = parse_input(d, path.parent, steps=7)
-    assert inp.numb_steps == 7 and inp.model.fitting.neuron == (240, 240, 240)
-    assert [p.name for p in inp.training.systems] == ["data_0", "data_1", "data_2"]
+    inp = TrainInput.from_dict(d, path.parent, steps=7)
+    assert inp.numb_steps == 7 and model_config(inp).fitting.neuron == (240, 240, 240)
     bad = {**d, "training": {**d["training"], "mixed_precision": True, "opt_type": "LKF"}}
-    with pytest.raises(ValueError, match=r"training: unsupported key\(s\) \['mixed_precision', "
-                                         r"'opt_type'\]"):
-        parse_input(bad, path.parent)
-    bad = {**d, "loss": {**d["loss"], "start_pref_v": 1.0}}
-    with pytest.raises(ValueError, match="virial"):
-        parse_input(bad, path.parent)
-    bad = {**d, "model": {**d["model"], "fitting_net": {"numb_fparam": 2}}}
-    with pytest.raises(ValueError, match="numb_fparam"):
-        parse_input(bad, path.parent)
+    (tmp_path / "bad.json").write_text(json.dumps(bad))
+    assert main(["train", str(tmp_path / "bad.json"), "--backend", "jax"]) == 2
+    assert "training: unsupported key(s) ['mixed_precision', 'opt_type']" in \
+        capsys.readouterr().err
 
 
 def test_short_training_lowers_the_loss_and_restarts(tmp_path, capsys):
@@ -115,21 +91,28 @@ def test_short_training_lowers_the_loss_and_restarts(tmp_path, capsys):
                                "rmse_f_val", "rmse_f_trn", "lr"]
     curve = _lcurve(out / "lcurve.out")
     assert curve[:, 0].tolist() == [1, 8, 16, 24]
-    # constant prefactors: rmse_trn = sqrt(loss) of the same two frames every step
-    assert curve[-1, 2] < 0.7 * curve[0, 2]
+    # constant prefactors: rmse_val = sqrt(loss) on the same validation frame every time
+    assert curve[-1, 1] < 0.7 * curve[0, 1]
     assert np.isfinite(curve).all()
     assert "batch       8: trn:" in capsys.readouterr().out
     assert (out / "model.ckpt-24.npz").is_file() and (out / "model.ckpt.npz").is_file()
-    # the checkpoint holds the model; its statistics are deepmd-kit's of the training frames
+    # the checkpoint holds the model; its statistics are deepmd-kit's of the first
+    # data_stat_nbatch (10) batches of 2 frames: all 5 training frames here
     config, params = load_model(out / "model.ckpt.npz")
     stats = dc.compute_input_stats(dc.init_params(config.descriptor), config.descriptor,
                                    [tmp_path / "data" / "train"])
     for block in ("repinit", "repformer"):
         np.testing.assert_array_equal(np.asarray(params["descriptor"][block]["dstd"]),
                                       stats[block]["dstd"])
-    # restart from step 16: steps 17..24 again (same state, same frames), appended
+    # restart from step 16: steps 17..24 again, same state and the same batches (the
+    # sampler state is in the checkpoint): the step-24 row and parameters are reproduced
+    _, final = load_model(out / "model.ckpt-24.npz")
     cli_train(argparse.Namespace(input=str(path), output=str(out), steps=None,
                                  restart=str(out / "model.ckpt-16.npz")))
     again = _lcurve(out / "lcurve.out")
     assert again[:, 0].tolist() == [1, 8, 16, 24, 24]
-    np.testing.assert_allclose(again[4, 1:], again[3, 1:], rtol=1e-6)
+    np.testing.assert_array_equal(again[4, 1:], again[3, 1:])
+    _, resumed = load_model(out / "model.ckpt-24.npz")
+    for a, b in zip(jax.tree.leaves(final), jax.tree.leaves(resumed), strict=True):
+        np.testing.assert_array_equal(np.asarray(a), np.asarray(b))
+    assert (out / "lcurve.png").stat().st_size > 0
