@@ -13,6 +13,7 @@ import numpy as np
 
 from .config import DPA2Config
 from .params import init_params
+from .progress import progress_iter
 
 OUTPUT_FIELDS = ("descriptor", "rot_mat", "g2", "h2", "sw")
 
@@ -97,7 +98,8 @@ def cmd_describe(args: argparse.Namespace) -> int:
     frames, what = _frames(args, config)
     start = time.perf_counter()
     results, n_full, n_rep, n_atoms = [], 0, 0, 0
-    for frame in _progress(frames, len(frames) > 1 and not args.quiet):
+    for frame in progress_iter(frames, len(frames) > 1 and not args.quiet, desc="frames",
+                               unit="frame"):
         r, nf, nr = _describe_frame(config, params, frame)
         results.append(r)
         n_full, n_rep, n_atoms = n_full + nf, n_rep + nr, n_atoms + len(frame.atype)
@@ -113,16 +115,6 @@ def cmd_describe(args: argparse.Namespace) -> int:
         print(f"  {k:<10} {shape}")
     print(f"  time: {elapsed:.2f} s; written to {args.output}")
     return 0
-
-
-def _progress(items: list, show: bool):
-    if not show:
-        return items
-    try:
-        from tqdm import tqdm
-    except ImportError:
-        return items
-    return tqdm(items, desc="frames", unit="frame")
 
 
 def _backend(name: str):

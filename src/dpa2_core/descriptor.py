@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from typing import Any, NamedTuple
 
-from ._compat import device, dtype_of, namespace
+from ._compat import dtype_of, namespace
 from .config import DPA2Config
-from .env_mat import geometry, sub_list, type_index
+from .env_mat import geometry, pad_nlist, sub_list, type_index
 from .inputs import check_shapes, check_values
 from .nn import dense
 from .repformer import repformer
@@ -25,15 +25,6 @@ class DescriptorOutput(NamedTuple):
     g2: Array
     h2: Array
     sw: Array
-
-
-def _pad_nlist(xp: Any, nlist: Array, width: int) -> Array:
-    """Pad with -1 to ``width`` columns or cut to it (sub-lists are prefixes)."""
-    nf, nloc, nnei = nlist.shape
-    if nnei >= width:
-        return nlist[..., :width]
-    pad = -xp.ones((nf, nloc, width - nnei), dtype=nlist.dtype, device=device(nlist))
-    return xp.concat([nlist, pad], axis=-1)
 
 
 def _glue(xp, params, config: DPA2Config, geo, lists, atype_ext, tebd_ext, table) -> Array:
@@ -82,7 +73,7 @@ def descriptor(
         raise ValueError(f"params: dtype {params['repformer']['g2_embd']['w'].dtype} does not "
                          f"match precision={config.precision!r}; convert the parameters")
     coord = xp.astype(coord_ext, dtype)
-    nlist = _pad_nlist(xp, nlist, config.nsel)
+    nlist = pad_nlist(xp, nlist, config.nsel)
     geo = geometry(xp, coord, nlist)
     lists = {(rc, ns): sub_list(xp, nlist, geo.r2, rc, ns) for rc, ns in config.sub_lists()}
     table = type_embedding_table(params["type_embedding"], config, xp)

@@ -42,6 +42,16 @@ def safe_norm(xp: Any, r2: Array, valid: Array) -> Array:
     return xp.where(ok, r, xp.where(valid, xp.zeros_like(r2), one))
 
 
+def pad_nlist(xp: Any, nlist: Array, width: int) -> Array:
+    """(nf, nloc, nnei) -> (nf, nloc, width): padded with -1, or cut (sub-lists are
+    prefixes of the sorted list)."""
+    nf, nloc, nnei = nlist.shape
+    if nnei >= width:
+        return nlist[..., :width]
+    pad = -xp.ones((nf, nloc, width - nnei), dtype=nlist.dtype, device=device(nlist))
+    return xp.concat([nlist, pad], axis=-1)
+
+
 def sub_list(xp: Any, nlist: Array, r2: Array, rcut: float, nsel: int) -> Array:
     """First ``nsel`` columns of the sorted list with entries beyond ``rcut`` set to -1.
 

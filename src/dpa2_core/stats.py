@@ -18,8 +18,9 @@ import numpy as np
 
 from ._compat import device, namespace, to_numpy
 from .config import DPA2Config
-from .env_mat import env_mat, exclusion_mask, geometry, sub_list
+from .env_mat import env_mat, exclusion_mask, geometry, pad_nlist, sub_list
 from .inputs import check_shapes, check_values
+from .progress import progress_bar
 
 Array = Any
 STD_FLOOR = 1e-2  # a std below this is raised to it
@@ -36,14 +37,6 @@ def stat_blocks(config: DPA2Config) -> dict[str, tuple[float, float, int, bool]]
                                 ri.three_body_sel, ri.set_davg_zero)
     blocks["repformer"] = (rf.rcut, rf.rcut_smth, rf.nsel, rf.set_davg_zero)
     return blocks
-
-
-def _pad(xp: Any, nlist: Array, width: int) -> Array:
-    nf, nloc, nnei = nlist.shape
-    if nnei >= width:
-        return nlist[..., :width]
-    pad = -xp.ones((nf, nloc, width - nnei), dtype=nlist.dtype, device=device(nlist))
-    return xp.concat([nlist, pad], axis=-1)
 
 
 def _type_sums(xp: Any, raw: Array, onehot: Array) -> Array:
@@ -86,7 +79,7 @@ def env_stat_sums(
         check_values(xp, config.ntypes, coord_ext, atype_ext, nlist, mapping,
                      env_protection=config.env_protection)
     nloc, nt, dtype = nlist.shape[1], config.ntypes, coord_ext.dtype
-    nlist = _pad(xp, nlist, config.nsel)
+    nlist = pad_nlist(xp, nlist, config.nsel)
     geo = geometry(xp, coord_ext, nlist)
     atype = atype_ext[:, :nloc]
     types = xp.arange(nt, dtype=atype.dtype, device=device(atype))
@@ -199,16 +192,6 @@ def _default_neighbor_list() -> NeighborList:
     return build_neighbor_list
 
 
-def _progress(enabled: bool):
-    if not enabled:
-        return None
-    try:
-        from tqdm.auto import tqdm
-    except ImportError as err:  # pragma: no cover - tqdm is in the io/test extras
-        raise ImportError("progress=True needs tqdm: pip install 'dpa2[io]'") from err
-    return tqdm(unit="frame", desc="input statistics")
-
-
 def accumulate(
     config: DPA2Config,
     frames: Any,
@@ -222,7 +205,7 @@ def accumulate(
         raise ValueError(f"batch_size={batch_size!r}: must be a positive int")
     build = neighbor_list if neighbor_list is not None else _default_neighbor_list()
     totals = {k: np.zeros((config.ntypes, 2, 3)) for k in stat_blocks(config)}
-    bar = _progress(progress)
+    bar = progress_bar(progress, required=True, unit="frame", desc="input statistics")
     try:
         for batch in iter_batches(frames, config, batch_size):
             coord_ext, atype_ext, mapping, nlist = build(batch["coord"], batch["atype"],

@@ -15,6 +15,8 @@ from typing import Any, NamedTuple
 
 import numpy as np
 
+from .progress import progress_iter
+
 INSTALL_HINT = "pip install 'dpa2[io]'"
 _INDEX = r"\s*(-?\d+)?\s*"
 _SLICE = re.compile(rf"^{_INDEX}(?::{_INDEX}(?::{_INDEX})?)?$")
@@ -162,13 +164,5 @@ def iter_frames(path: str | os.PathLike, type_map: Sequence[str],
                 frames: str | int | slice | None = None, *, progress: bool = False,
                 **kwargs: Any) -> Iterator[Frame]:
     """:func:`read_frames` as an iterator, with an optional tqdm progress bar."""
-    items = read_frames(path, type_map, frames, **kwargs)
-    if progress:
-        try:
-            from tqdm import tqdm
-        except ImportError:
-            pass
-        else:
-            yield from tqdm(items, desc="frames", unit="frame")
-            return
-    yield from items
+    yield from progress_iter(read_frames(path, type_map, frames, **kwargs), progress,
+                             desc="frames", unit="frame")

@@ -22,6 +22,7 @@ import optax
 import dpa2_core as dc
 from dpa2_core import lcurve
 from dpa2_core.loss import ener_loss
+from dpa2_core.progress import progress_bar
 from dpa2_core.train_input import DataSettings, TrainInput
 
 from .checkpoint import load_checkpoint, prune, save_checkpoint
@@ -126,16 +127,6 @@ def _log(step: int, trn: dict, val: dict | None, lr: float, out, bar) -> None:
             print(line, file=out)
 
 
-def _progress(start: int, total: int, show: bool):
-    if not show:
-        return None
-    try:
-        from tqdm import tqdm
-    except ImportError:
-        return None
-    return tqdm(total=total, initial=start, desc="train", unit="step", dynamic_ncols=True)
-
-
 def initial_state(inp: TrainInput, systems: list[System], sampler: Sampler,
                   restart: Path | None, out) -> tuple[int, dict, Any]:
     """(first step, params, optax state): fresh, or read from a checkpoint (which holds the
@@ -180,7 +171,8 @@ def train(inp: TrainInput, output: Path, restart: Path | None = None, out=None,
     curve = lcurve.Lcurve(output / inp.disp_file, valid is not None, append=restart is not None)
     nval = inp.validation_data.numb_btch if inp.validation_data else 0
     last: dict = {}
-    bar = _progress(start, inp.numb_steps, progress)
+    bar = progress_bar(progress, total=inp.numb_steps, initial=start, desc="train",
+                           unit="step")
     tic = time.perf_counter()
     for i in range(start, inp.numb_steps):
         lr = inp.lr.value(i)

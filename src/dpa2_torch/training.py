@@ -15,6 +15,7 @@ import numpy as np
 import torch
 
 from dpa2_core import lcurve
+from dpa2_core.progress import progress_bar
 from dpa2_core.train_input import TrainInput
 
 from . import dist
@@ -114,7 +115,8 @@ class Trainer:
         curve = lcurve.Lcurve(self.out / inp.disp_file, inp.validation_data is not None,
                               append=self.step > 0) if main else None
         rows: list[dict] = []
-        bar = _progress(self.step, inp.numb_steps, main)
+        bar = progress_bar(main, total=inp.numb_steps, initial=self.step, desc="train",
+                           unit="step")
         while self.step < inp.numb_steps:
             start = time.perf_counter()
             lr, metrics = self.train_step()
@@ -159,16 +161,6 @@ class Trainer:
             self.log(f"trained {len(self.step_times)} steps; {np.mean(times):.3f} s/step "
                      f"(mean, first {len(self.step_times) - len(times)} excluded); "
                      f"outputs in {self.out}")
-
-
-def _progress(start: int, total: int, show: bool):
-    if not show:
-        return None
-    try:
-        from tqdm import tqdm
-    except ImportError:
-        return None
-    return tqdm(total=total, initial=start, desc="train", unit="step", dynamic_ncols=True)
 
 
 # ---------------------------------------------------------------- commands
