@@ -117,6 +117,29 @@ def to_backend(request):
     return BACKENDS[request.param]
 
 
+_JITTED: dict = {}
+
+
+def run_descriptor(params, config, coord_ext, atype_ext, nlist, mapping=None, *,
+                   validate: bool = True):
+    """``dpa2_core.descriptor``; on jax arrays the value checks run eagerly and the math
+    under ``jax.jit`` (array-api-extra's ``lazy_xp_function`` pattern: eager jax compiles
+    every primitive on its own, minutes for one call; eager equals jit is tested once,
+    in tests/dpa2_jax/test_jax_parity.py)."""
+    import dpa2_core as dc
+
+    args = (coord_ext, atype_ext, nlist, mapping)
+    if not type(coord_ext).__module__.startswith("jax"):
+        return dc.descriptor(params, config, *args, validate=validate)
+    import jax
+
+    if validate:
+        dc.inputs.validate(config, *args)
+    if config not in _JITTED:
+        _JITTED[config] = jax.jit(lambda p, *a: dc.descriptor(p, config, *a, validate=False))
+    return _JITTED[config](params, *args)
+
+
 def neighbor_inputs(coord, atype, config, box=None):
     """(coord_ext, atype_ext, mapping, nlist) at ``config.rcut``/``config.nsel``."""
     from dpa2_core.neighbor_list import build_neighbor_list

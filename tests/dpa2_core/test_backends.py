@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from conftest import random_stats, tiny_dict, triclinic
+from conftest import random_stats, run_descriptor, tiny_dict, triclinic
 
 import dpa2_core as dc
 from dpa2_core._compat import to_numpy
@@ -39,7 +39,7 @@ def test_backends_agree(case, to_backend):
     converted = [to_backend(x) for x in inputs]
     before = [to_numpy(x).copy() for x in converted]
     p_conv = tree_map(lambda _, x: to_backend(x), params)
-    out = dc.descriptor(p_conv, config, *converted)
+    out = run_descriptor(p_conv, config, *converted)
     for name, a, b in zip(out._fields, out, ref, strict=True):
         np.testing.assert_allclose(to_numpy(a), b, rtol=0, atol=1e-12 * np.abs(b).max(),
                                    err_msg=name)
@@ -63,18 +63,6 @@ def _read_only(x):
     return x
 
 
-def test_jax_jit_matches_eager():
-    jax = pytest.importorskip("jax")
-    jax.config.update("jax_enable_x64", True)
-    config = dc.DPA2Config.from_dict(CONFIGS["nonsmooth-residual"])
-    params = tree_map(lambda _, x: jax.numpy.asarray(x), random_stats(dc.init_params(config)))
-    ce, ae, nl, mp = (jax.numpy.asarray(x) for x in _inputs(config))
-    eager = dc.descriptor(params, config, ce, ae, nl, mp)
-    jitted = jax.jit(dc.descriptor, static_argnums=1)(params, config, ce, ae, nl, mp)
-    for a, b in zip(jitted, eager, strict=True):
-        np.testing.assert_allclose(np.asarray(a), np.asarray(b), rtol=0, atol=1e-12)
-
-
 def test_torch_meta_device_needs_no_host():
     """Every creation call carries device=: the whole forward runs on torch's meta device."""
     torch = pytest.importorskip("torch")
@@ -90,8 +78,8 @@ def test_float32_inputs_with_float32_model_stay_float32(to_backend):
     config = dc.DPA2Config.from_dict({**CONFIGS["strip-three-body-excl"], "precision": "float32"})
     params = tree_map(lambda _, x: to_backend(x), dc.init_params(config))
     ce, ae, nl, mp = _inputs(config)
-    out = dc.descriptor(params, config, to_backend(ce.astype(np.float32)), to_backend(ae),
-                        to_backend(nl), to_backend(mp))
+    out = run_descriptor(params, config, to_backend(ce.astype(np.float32)), to_backend(ae),
+                         to_backend(nl), to_backend(mp))
     assert all(to_numpy(x).dtype == np.float32 for x in out)
 
 
@@ -110,7 +98,7 @@ def test_bfloat16_runs_close_to_float64(backend):
     conv = BACKENDS[backend]
     xp = dc._compat.namespace(conv(np.zeros(1)))
     p16 = tree_map(lambda _, x: xp.astype(conv(x), xp.bfloat16), params)
-    out = dc.descriptor(p16, config16, *(conv(x) for x in inputs))
+    out = run_descriptor(p16, config16, *(conv(x) for x in inputs))
     assert to_numpy(out.descriptor).dtype == np.float64
     err = np.abs(to_numpy(out.descriptor) - ref.descriptor).max()
     assert err <= 2e-2 * np.abs(ref.descriptor).max()

@@ -11,7 +11,7 @@ import dataclasses
 
 import numpy as np
 import pytest
-from conftest import cluster, cluster_nlist, random_stats
+from conftest import cluster, cluster_nlist, random_stats, run_descriptor
 from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 from shims import SHIMS
@@ -47,30 +47,17 @@ def make(protection: float = 0.0):
     return config, random_stats(dc.init_params(config, seed=1), seed=2)
 
 
-_JITTED: dict = {}
-
-
 def call(to_backend, config, params, coord, atype, nlist=None, mapping=None, *,
          eager: bool = False, **kw):
-    """The descriptor on ``to_backend`` arrays. jax runs the value checks eagerly, then the
-    math under jax.jit (eager jax compiles every primitive: far slower than one trace),
-    unless ``eager`` (inputs that must raise before any math: the public call as is)."""
+    """The descriptor on ``to_backend`` arrays (jax: checks eager, math under jit; see
+    conftest.run_descriptor), or the public call as is (``eager``: inputs that must
+    raise before any math)."""
     if nlist is None:
         nlist = cluster_nlist(np.asarray(coord), np.asarray(atype), config.rcut, config.nsel)
     conv = [None if x is None else to_backend(x) for x in (coord, atype, nlist, mapping)]
     params = tree_map(lambda _, x: to_backend(x), params)
-    if eager or not type(conv[0]).__module__.startswith("jax"):
-        return dc.descriptor(params, config, *conv, **kw)
-    import jax
-
-    if kw.get("validate", True):
-        xp = dc._compat.namespace(conv[0])
-        coord_ext, mapping_ = dc.inputs.check_shapes(xp, *conv)
-        dc.inputs.check_values(xp, config.ntypes, coord_ext, conv[1], conv[2], mapping_,
-                               env_protection=config.env_protection)
-    if config not in _JITTED:
-        _JITTED[config] = jax.jit(lambda p, *args: dc.descriptor(p, config, *args))
-    return _JITTED[config](params, *conv)
+    run = dc.descriptor if eager else run_descriptor
+    return run(params, config, *conv, **kw)
 
 
 def assert_finite(out) -> None:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from conftest import cluster, tiny_dict
+from conftest import cluster, run_descriptor, tiny_dict
 
 import dpa2_core as dc
 
@@ -21,24 +21,24 @@ def setup():
     return config, params, coord, atype, nlist
 
 
-def _call(setup, to_backend, **override):
+def _call(setup, to_backend, run=dc.descriptor, **override):
     config, params, coord, atype, nlist = setup
     args = {"coord_ext": coord, "atype_ext": atype, "nlist": nlist, "mapping": None, **override}
     conv = {k: (None if v is None else to_backend(v)) for k, v in args.items()}
     p = dc.params.tree_map(lambda _, x: to_backend(x), params)
-    return dc.descriptor(p, config, **conv)
+    return run(p, config, **conv)
 
 
 def test_ok_without_mapping_when_no_ghosts(setup, to_backend):
-    out = _call(setup, to_backend)
+    out = _call(setup, to_backend, run_descriptor)
     assert out.descriptor.shape == (1, 12, setup[0].dim_out)
 
 
 def test_flat_coordinates_are_accepted(setup, to_backend):
     """coord_ext as (nf, nall*3), as deepmd-kit passes it, gives identical outputs."""
     coord = setup[2]
-    flat = _call(setup, to_backend, coord_ext=coord.reshape(1, -1))
-    shaped = _call(setup, to_backend)
+    flat = _call(setup, to_backend, run_descriptor, coord_ext=coord.reshape(1, -1))
+    shaped = _call(setup, to_backend, run_descriptor)
     for a, b in zip(flat, shaped, strict=True):
         np.testing.assert_array_equal(np.asarray(a), np.asarray(b))
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 from conftest import STRUCTURES, random_stats, tiny_dict
+from shims import SHIMS
 
 import dpa2_core as dc
 
@@ -115,6 +116,18 @@ def test_matrix_float64(case):
     params = random_stats(dc.init_params(config, seed=3), seed=4)
     ours, ref = run_pair(config, params, *STRUCTURES[structure]())
     _compare(ours, ref, 1e-10)
+
+
+@pytest.mark.parametrize("shim", ["torch", "jax"])
+@pytest.mark.parametrize("case", sorted(MATRIX))
+def test_matrix_through_the_shims(case, shim):
+    """The whole matrix through dpa2_torch.DescrptDPA2 and dpa2_jax.jit_descriptor."""
+    d, structure = MATRIX[case]
+    config = dc.DPA2Config.from_dict(_config_dict(d))
+    params = random_stats(dc.init_params(config, seed=3), seed=4)
+    ce, ae, nl, mp = deepmd_inputs(*STRUCTURES[structure](), config.rcut, config.nsel)
+    ref = deepmd_call(dc.dump_deepmd(config, params), ce, ae, nl, mp)
+    _compare(SHIMS[shim](params, config, ce, ae, nl, mp), ref, 1e-10)
 
 
 def test_every_option_is_flipped():
