@@ -202,6 +202,23 @@ def test_torch_params_and_frames():
         np.testing.assert_array_equal(value, stats_of(ref)[key], err_msg=str(key))
 
 
+def test_jax_params_and_frames():
+    """The whole compute_input_stats on jax arrays (eager: two frames keep it short)."""
+    jax = pytest.importorskip("jax")
+    jax.config.update("jax_enable_x64", True)
+    config = make_config(False)
+    params = dc.init_params(config)
+    system = {k: v[:2] for k, v in water_systems((0,))[0].items()}
+    ref = dc.compute_input_stats(params, config, system, neighbor_list=neighbor_inputs)
+    jparams = dc.params.tree_map(lambda _, x: jax.numpy.asarray(x), params)
+    jsystem = {k: jax.numpy.asarray(v) for k, v in system.items()}
+    out = dc.compute_input_stats(jparams, config, [jsystem], neighbor_list=neighbor_inputs)
+    assert isinstance(out["repformer"]["davg"], jax.Array)
+    for key, value in stats_of(out).items():
+        np.testing.assert_allclose(value, stats_of(ref)[key], rtol=1e-13, atol=1e-15,
+                                   err_msg=str(key))
+
+
 BAD_FRAMES = {
     "not a dict": (3.0, "frames: expected an iterable"),
     "item type": ([3.0], r"frames\[0\]: expected a dict"),
