@@ -44,3 +44,19 @@ def deepmd_call(serialized: dict, coord_ext, atype_ext, nlist, mapping):
     model = deepmd_descriptor(serialized)
     nf = coord_ext.shape[0]
     return model.call(coord_ext.reshape(nf, -1), atype_ext, nlist, mapping)
+
+
+def deepmd_energy_model(descriptor: dict, seed: int = 0) -> dict:
+    """A whole deepmd-kit energy model dict around a serialized DPA-2 descriptor: a small
+    type-mixed fitting net (8, 8) and random non-zero ``bias_atom_e`` and ``out_bias``."""
+    from deepmd.dpmodel.fitting.ener_fitting import EnergyFittingNet
+    from deepmd.dpmodel.model.ener_model import EnergyModel
+
+    desc = deepmd_descriptor(descriptor)
+    fit = EnergyFittingNet(2, desc.get_dim_out(), neuron=[8, 8], mixed_types=True, seed=seed,
+                           precision="float64")
+    d = EnergyModel(desc, fit, type_map=["O", "H"]).serialize()
+    rng = np.random.default_rng(seed)
+    d["@variables"]["out_bias"] = rng.normal(size=(1, 2, 1))
+    d["fitting"]["@variables"]["bias_atom_e"] = rng.normal(size=(2, 1))
+    return d

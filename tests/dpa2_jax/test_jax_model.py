@@ -15,25 +15,15 @@ from dpa2_jax.train_data import extension_of
 
 pytest.importorskip("deepmd", reason="deepmd-kit (the parity oracle) is not installed")
 
+from oracle import deepmd_energy_model  # noqa: E402
+
 
 def _deepmd_model(seed: int = 0) -> dict:
-    """A tiny whole deepmd-kit energy model dict with non-zero bias_atom_e and out_bias."""
-    from deepmd.dpmodel.descriptor.dpa2 import DescrptDPA2
-    from deepmd.dpmodel.fitting.ener_fitting import EnergyFittingNet
-    from deepmd.dpmodel.model.ener_model import EnergyModel
-
     config = dc.DPA2Config.from_dict(tiny_dict(
         {"use_three_body": True, "three_body_sel": 20, "three_body_rcut": 3.0, "nsel": 80},
         repformer={"update_style": "res_residual", "update_h2": True}))
     params = random_stats(dc.init_params(config, seed=seed), seed=seed + 1)
-    desc = DescrptDPA2.deserialize(dc.dump_deepmd(config, params))
-    fit = EnergyFittingNet(2, desc.get_dim_out(), neuron=[8, 8], mixed_types=True, seed=seed,
-                           precision="float64")
-    d = EnergyModel(desc, fit, type_map=["O", "H"]).serialize()
-    rng = np.random.default_rng(seed)
-    d["@variables"]["out_bias"] = rng.normal(size=(1, 2, 1))
-    d["fitting"]["@variables"]["bias_atom_e"] = rng.normal(size=(2, 1))
-    return d
+    return deepmd_energy_model(dc.dump_deepmd(config, params), seed)
 
 
 def test_whole_deepmd_model_energy_and_forces():

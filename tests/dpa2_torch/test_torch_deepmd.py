@@ -8,7 +8,7 @@ import dataclasses
 import numpy as np
 import pytest
 import torch
-from oracle import MODEL_DP, SHARED, deepmd_call, water_frames
+from oracle import MODEL_DP, SHARED, deepmd_call, deepmd_energy_model, water_frames
 from torch_helpers import (
     ext_inputs,
     one_thread,  # noqa: F401  (autouse fixture)
@@ -85,18 +85,7 @@ def test_whole_model_matches_deepmd(water, dp_model):
 
 def _tiny_deepmd_model(seed: int = 0) -> dict:
     """A tiny whole deepmd-kit energy model dict with non-zero bias_atom_e and out_bias."""
-    from deepmd.dpmodel.descriptor.dpa2 import DescrptDPA2 as DPDescriptor
-    from deepmd.dpmodel.fitting.ener_fitting import EnergyFittingNet
-    from deepmd.dpmodel.model.ener_model import EnergyModel as DPEnergyModel
-
-    desc = DPDescriptor.deserialize(tiny_module("three_body_strip_residual").to_deepmd())
-    fit = EnergyFittingNet(2, desc.get_dim_out(), neuron=[8, 8], mixed_types=True, seed=seed,
-                           precision="float64")
-    d = DPEnergyModel(desc, fit, type_map=["O", "H"]).serialize()
-    rng = np.random.default_rng(seed)
-    d["@variables"]["out_bias"] = rng.normal(size=(1, 2, 1))
-    d["fitting"]["@variables"]["bias_atom_e"] = rng.normal(size=(2, 1))
-    return d
+    return deepmd_energy_model(tiny_module("three_body_strip_residual").to_deepmd(), seed)
 
 
 def test_tiny_model_energy_force_virial_match_deepmd():
