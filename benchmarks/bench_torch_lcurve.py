@@ -30,9 +30,9 @@ def main() -> None:
     args = p.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)
-    from dpa2_core import lcurve
-    from dpa2_core.train_input import TrainInput
-    from dpa2_torch.training import Trainer
+    from dpa2_core.training import lcurve
+    from dpa2_core.training.settings import TrainInput
+    from dpa2_torch.training.trainer import Trainer
 
     work = Path(args.workdir or tempfile.mkdtemp(prefix="bench_torch_lcurve_"))
     trainer = Trainer(TrainInput.from_file(args.input, args.steps), work)

@@ -93,8 +93,8 @@ def main() -> None:
     args = parse()
     if args.threads:
         torch.set_num_threads(args.threads)
-    from dpa2_core.train_input import TrainInput
-    from dpa2_torch.training import Trainer
+    from dpa2_core.training.settings import TrainInput
+    from dpa2_torch.training.trainer import Trainer
 
     out = Path(tempfile.mkdtemp(prefix="bench_torch_train_"))
     inp = TrainInput.from_file(args.input, steps=args.steps)

@@ -22,10 +22,10 @@ import optax
 jax.config.update("jax_enable_x64", True)
 
 import dpa2_core as dc  # noqa: E402
-from dpa2_core.loss import ener_loss  # noqa: E402
-from dpa2_core.sampling import BatchSampler  # noqa: E402
+from dpa2_core.training.loss import ener_loss  # noqa: E402
+from dpa2_core.training.sampling import BatchSampler  # noqa: E402
 from dpa2_jax import ModelConfig, energy, energy_and_forces, init_model  # noqa: E402
-from dpa2_jax.train_data import System  # noqa: E402
+from dpa2_jax.training.data import System  # noqa: E402
 
 DATA = Path(__file__).resolve().parents[2] / "shared" / "data" / "water"
 DESCRIPTOR = {
@@ -64,7 +64,7 @@ def main() -> None:
     total = jax.jit(lambda p, b: energy(p, config, b.coord, b.ext))
     residual = [b.energy - np.asarray(total(params, jax.tree.map(jnp.asarray, b)))
                 for b in stat]
-    bias = dc.stats.energy_bias(np.concatenate(residual),
+    bias = dc.training.statistics.energy_bias(np.concatenate(residual),
                                 [s.frames.atype[::8] for s in systems], desc.ntypes)
     params["out_bias"] = jnp.asarray(bias)
 

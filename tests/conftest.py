@@ -134,7 +134,7 @@ def run_descriptor(params, config, coord_ext, atype_ext, nlist, mapping=None, *,
     import jax
 
     if validate:
-        dc.inputs.validate(config, *args)
+        dc.model.checks.validate(config, *args)
     if config not in _JITTED:
         _JITTED[config] = jax.jit(lambda p, *a: dc.descriptor(p, config, *a, validate=False))
     return _JITTED[config](params, *args)
@@ -142,7 +142,7 @@ def run_descriptor(params, config, coord_ext, atype_ext, nlist, mapping=None, *,
 
 def neighbor_inputs(coord, atype, config, box=None):
     """(coord_ext, atype_ext, mapping, nlist) at ``config.rcut``/``config.nsel``."""
-    from dpa2_core.neighbor_list import build_neighbor_list
+    from dpa2_core.neighbors.builder import build_neighbor_list
 
     return build_neighbor_list(coord, atype, config, box)
 

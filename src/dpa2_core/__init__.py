@@ -1,16 +1,25 @@
-"""dpa2_core: the DPA-2 descriptor as pure array-API functions (numpy, torch, jax, ...)."""
+"""dpa2_core: the DPA-2 descriptor as pure array-API functions (numpy, torch, jax, ...).
 
-from . import presets
-from .config import DPA2Config, RepformerConfig, RepinitConfig
-from .descriptor import DescriptorOutput, descriptor
-from .io import dump_deepmd, load, load_deepmd, save
-from .neighbor_list import build_neighbor_list, from_ase
-from .params import init_params, is_trainable, param_spec
-from .stats import compute_input_stats
-from .type_map import change_type_map
+Folders, one concern each (arrows point one way, ``model <- neighbors <- io <- training``):
+``model/`` the traced math, ``neighbors/`` structures to descriptor inputs, ``io/`` files,
+``training/`` the backend-neutral training pieces.
+"""
+
+from . import array_api, presets
+from .io.deepmd_files import dump_deepmd, load_deepmd
+from .io.deepmd_model import DeepmdModel, load_deepmd_model
+from .io.own_format import load, save
+from .model.config import DPA2Config, RepformerConfig, RepinitConfig
+from .model.dpa2 import DescriptorOutput, descriptor
+from .model.params import init_params, is_trainable, param_spec
+from .model.type_map import change_type_map
+from .neighbors.builder import build_neighbor_list, from_ase
+from .training.statistics import compute_input_stats
 
 __all__ = [
+    "array_api",
     "DPA2Config",
+    "DeepmdModel",
     "DescriptorOutput",
     "RepformerConfig",
     "RepinitConfig",
@@ -24,6 +33,7 @@ __all__ = [
     "is_trainable",
     "load",
     "load_deepmd",
+    "load_deepmd_model",
     "param_spec",
     "presets",
     "save",

@@ -3,12 +3,16 @@
 from __future__ import annotations
 
 import sys
-from typing import Any
+from typing import Any, TypeAlias
 
 import array_api_compat
 import numpy as np
 
-Array = Any
+Array: TypeAlias = Any  # an array of any array-API namespace (the one alias of the core)
+Namespace: TypeAlias = Any  # an array-API namespace module
+
+__all__ = ["Array", "Namespace", "asarray_like", "device", "dtype_of", "gather_rows",
+           "is_traced", "namespace", "numpy_dtype", "to_numpy"]
 
 
 def namespace(*arrays: Array) -> Any:

@@ -6,7 +6,9 @@ from importlib import resources
 
 import numpy as np
 
-from .config import DPA2Config
+from .model.config import DPA2Config
+
+__all__ = ["preset", "PRESETS", "water_frame"]
 
 _REPINIT = {
     "rcut": 6.0, "rcut_smth": 0.5, "nsel": 120, "neuron": [25, 50, 100], "axis_neuron": 12,

@@ -5,6 +5,8 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import Any
 
+__all__ = ["progress_bar", "progress_iter"]
+
 
 def _tqdm(required: bool) -> Any:
     try:

@@ -14,6 +14,8 @@ from __future__ import annotations
 import os
 import warnings
 
+__all__ = ["disable_ynn_dot", "FLAG"]
+
 FLAG = "--xla_cpu_experimental_ynn_fusion_type="
 
 

@@ -14,11 +14,11 @@ import numpy as np
 
 import dpa2_core as dc
 from dpa2_core import DescriptorOutput
-from dpa2_core._compat import numpy_dtype
+from dpa2_core.array_api import Array, numpy_dtype
 
 from .params import X64_HINT, check_precision, check_tree, x64_enabled
 
-Array = Any
+__all__ = ["as_jax", "check_inputs", "descriptor", "jit_descriptor"]
 
 
 def as_jax(x: Any, name: str) -> jax.Array:
@@ -106,7 +106,7 @@ def jit_descriptor(
                                                  (mapping, "mapping")))
     if validate:
         single = args[1].ndim == 1
-        dc.inputs.validate(config, *(x if x is None or not single else x[None] for x in args))
+        dc.model.checks.validate(config, *(x if x is None or not single else x[None] for x in args))
     return _jitted(params, config, *args)
 
 

@@ -1,4 +1,4 @@
-"""Energy model: DPA-2 descriptor + :func:`dpa2_core.fitting.atomic_energy`; forces by grad.
+"""Energy model: DPA-2 descriptor + :func:`dpa2_core.model.fitting.atomic_energy`; forces by grad.
 
 The torch shim's :class:`dpa2_torch.EnergyModel` layout: parameters are one pytree
 ``{"descriptor", "fitting", "out_bias"}`` (``out_bias`` (ntypes,), deepmd-kit's
@@ -12,20 +12,26 @@ from __future__ import annotations
 
 import dataclasses
 import os
-from typing import Any, NamedTuple
+from typing import Any
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 
 import dpa2_core as dc
-from dpa2_core.deepmd_model import load_deepmd_model as load_deepmd_model_np
-from dpa2_core.fitting import FittingConfig, atomic_energy, init_fitting_params
+from dpa2_core.array_api import Array
+from dpa2_core.io.deepmd_model import load_deepmd_model as load_deepmd_model_np
+from dpa2_core.model.fitting import FittingConfig, atomic_energy, init_fitting_params
+from dpa2_core.neighbors.extension import Extension
+from dpa2_core.neighbors.extension import extend_coord as _extend_coord
 
 from .descriptor import descriptor
 from .params import check_precision, to_jax, trainable_mask
 
-Array = Any
+__all__ = [
+    "atom_energy", "energy", "energy_and_forces", "extend_coord", "init_model",
+    "load_deepmd_model", "model_trainable", "ModelConfig",
+]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -47,19 +53,6 @@ class ModelConfig:
         return cls(descriptor, FittingConfig.from_input(fitting or {}, descriptor.ntypes,
                                                         descriptor.dim_out,
                                                         precision=descriptor.dtype_name))
-
-
-class Extension(NamedTuple):
-    """Ghost extension of fixed topology: coord_ext = coord[mapping] + shift.
-
-    atype_ext, mapping: (nf, nall) int (-1 on padding); nlist: (nf, nloc, nnei);
-    shift: (nf, nall, 3). Leading ``nf`` may be absent (one frame).
-    """
-
-    atype_ext: Array
-    mapping: Array
-    nlist: Array
-    shift: Array
 
 
 def init_model(config: ModelConfig, seed: int = 0, descriptor_params: Any = None,
@@ -106,9 +99,9 @@ def atom_energy(params: dict, config: ModelConfig, coord_ext, atype_ext, nlist,
 
 
 def extend_coord(coord: Array, ext: Extension) -> Array:
-    """coord (..., nloc, 3) -> coord_ext (..., nall, 3); padding rows read atom 0."""
-    idx = jnp.where(ext.mapping >= 0, ext.mapping, 0)
-    return jnp.take_along_axis(coord, idx[..., None], axis=-2) + ext.shift.astype(coord.dtype)
+    """coord (..., nloc, 3) -> coord_ext (..., nall, 3) (:func:`dpa2_core.neighbors.
+    extension.extend_coord`); padding rows read atom 0."""
+    return _extend_coord(jnp, coord, ext.mapping, ext.shift)
 
 
 def energy(params: dict, config: ModelConfig, coord: Array, ext: Extension) -> Array:

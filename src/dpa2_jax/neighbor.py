@@ -22,18 +22,22 @@ from __future__ import annotations
 
 import dataclasses
 import math
-from typing import Any, NamedTuple
+from typing import NamedTuple
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 
-from dpa2_core._nlist_reference import image_shifts as dense_image_shifts
-from dpa2_core.cells import check_cell, check_images
+from dpa2_core.array_api import Array
+from dpa2_core.neighbors.cells import check_cell, check_images
+from dpa2_core.neighbors.reference import image_shifts as dense_image_shifts
 
 from .descriptor import as_jax
 
-Array = Any
+__all__ = [
+    "allocate", "extend", "image_shifts", "needs_rebuild", "NeighborList", "NeighborSpec",
+    "update",
+]
 
 
 @dataclasses.dataclass(frozen=True)

@@ -18,9 +18,14 @@ import jax.numpy as jnp
 import numpy as np
 
 import dpa2_core as dc
-from dpa2_core._compat import numpy_dtype
-from dpa2_core.config import PRECISIONS
-from dpa2_core.params import check_params, is_trainable, tree_map
+from dpa2_core.array_api import numpy_dtype
+from dpa2_core.model.config import PRECISIONS
+from dpa2_core.model.params import check_params, is_trainable, tree_map
+
+__all__ = [
+    "cast", "check_precision", "check_tree", "init_params", "load_deepmd", "to_jax",
+    "to_numpy", "trainable_mask", "x64_enabled", "X64_HINT",
+]
 
 X64_HINT = ("enable 64-bit JAX first (jax.config.update('jax_enable_x64', True), or "
             "JAX_ENABLE_X64=1) or downcast explicitly with dpa2_jax.cast(config, params, "
@@ -97,7 +102,7 @@ def cast(config: dc.DPA2Config, params: Any, precision: str) -> tuple[dc.DPA2Con
 
 
 def check_tree(params: Any, config: dc.DPA2Config) -> None:
-    """Shapes (:func:`dpa2_core.params.check_params`) and one dtype, the config's, everywhere."""
+    """Shapes (:func:`dpa2_core.model.params.check_params`) and one dtype everywhere."""
     check_params(params, config)
     want = jnp.dtype(numpy_dtype(config.dtype_name))
     for path, leaf in jax.tree_util.tree_leaves_with_path(params):

@@ -16,7 +16,12 @@ import numpy as np
 import torch
 from torch import nn
 
-from dpa2_core.params import STATISTICS
+from dpa2_core.model.params import STATISTICS
+
+__all__ = [
+    "as_tensor", "attach", "build", "ParamNode", "stats_kind", "to_numpy_tree",
+    "torch_dtype_name", "tree_of",
+]
 
 # how a leaf is stored: a trained Parameter, a frozen Parameter or a buffer
 TRAIN, FROZEN, BUFFER = "train", "frozen", "buffer"

@@ -17,9 +17,14 @@ from typing import Any
 import numpy as np
 
 import dpa2_core as dc
-from dpa2_core.deepmd_model import DeepmdModel, bias_vector, load_deepmd_model
-from dpa2_core.fitting import FittingConfig, fitting_spec
-from dpa2_core.params import tree_map, tree_paths
+from dpa2_core.io.deepmd_model import DeepmdModel, bias_vector, load_deepmd_model
+from dpa2_core.model.fitting import FittingConfig, fitting_spec
+from dpa2_core.model.params import tree_map, tree_paths
+
+__all__ = [
+    "CHECKPOINT_SUFFIXES", "descriptor_from_checkpoint", "is_checkpoint",
+    "model_from_checkpoint", "model_from_file", "read_checkpoint",
+]
 
 CHECKPOINT_SUFFIXES = (".pt", ".pth", ".ckpt")
 # state-dict entries that hold no weight of ours (duplicates, compression tables)
@@ -141,5 +146,5 @@ def model_from_checkpoint(path, head: str | None = None) -> DeepmdModel:
 
 def model_from_file(source: Any) -> DeepmdModel:
     """The whole energy model of a .dp/.yaml/.json file or its dict
-    (:func:`dpa2_core.deepmd_model.load_deepmd_model`)."""
+    (:func:`dpa2_core.io.deepmd_model.load_deepmd_model`)."""
     return load_deepmd_model(source)

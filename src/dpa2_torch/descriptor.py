@@ -16,10 +16,12 @@ import torch
 from torch import nn
 
 import dpa2_core as dc
-from dpa2_core.params import check_params
+from dpa2_core.model.params import check_params
 
 from . import _tree
 from .neighbors import Neighbors, extend_coord, neighbors_for
+
+__all__ = ["as_config", "DescrptDPA2", "validate_inputs"]
 
 
 def as_config(config: dc.DPA2Config | dict) -> dc.DPA2Config:

@@ -2,7 +2,7 @@
 
 Atomic energy (deepmd-kit's convention, checked against its models):
 ``e_i = FittingNet(D_i) + bias_atom_e[t_i] + out_bias[t_i]``; the fitting net and
-``bias_atom_e`` are :func:`dpa2_core.fitting.atomic_energy`, ``out_bias`` is the
+``bias_atom_e`` are :func:`dpa2_core.model.fitting.atomic_energy`, ``out_bias`` is the
 model-level per-type shift that statistics (least squares on the energies) set.
 """
 
@@ -15,11 +15,13 @@ import numpy as np
 import torch
 from torch import nn
 
-from dpa2_core.fitting import FittingConfig, atomic_energy, init_fitting_params
+from dpa2_core.model.fitting import FittingConfig, atomic_energy, init_fitting_params
 
 from . import _tree
 from .descriptor import DescrptDPA2
 from .neighbors import Neighbors, extend_coord, neighbors_for
+
+__all__ = ["EnergyModel"]
 
 
 def _fitting_kind(trainable: bool) -> _tree.Kind:

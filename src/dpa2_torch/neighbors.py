@@ -1,33 +1,31 @@
 """Neighbor lists on the host, extended coordinates on the device.
 
-The list is built in numpy (``dpa2_core.build_neighbor_list``) from a detached copy of
-the coordinates. What reaches the device is index data plus a constant per-ghost
-``shift`` (periodic image offset and wrapping), so the extended coordinates are
-``coord[mapping] + shift``: differentiable in ``coord`` and, through ``coord_ext``,
-in every ghost position (virial).
+The list is built in numpy (:func:`dpa2_core.neighbors.extension.extension`) from a
+detached copy of the coordinates. What reaches the device is index data plus a constant
+per-ghost ``shift``, so the extended coordinates are ``coord[mapping] + shift``
+(:func:`dpa2_core.neighbors.extension.extend_coord`): differentiable in ``coord`` and,
+through ``coord_ext``, in every ghost position (virial).
 """
 
 from __future__ import annotations
 
-from typing import NamedTuple
-
 import numpy as np
 import torch
 
-from dpa2_core.neighbor_list import extension
+from dpa2_core.neighbors.extension import Extension, extension
+from dpa2_core.neighbors.extension import extend_coord as _extend_coord
+
+__all__ = ["Neighbors", "extend_coord", "host_neighbors", "neighbors_for"]
 
 
-class Neighbors(NamedTuple):
-    """Device tensors describing the extended system of a batch.
+class Neighbors(Extension):
+    """:class:`dpa2_core.neighbors.extension.Extension` of device tensors.
 
     atype_ext: (nf, nall) int64, -1 on padding; mapping: (nf, nall) int64 ghost -> local,
     -1 on padding; nlist: (nf, nloc, nnei) int64; shift: (nf, nall, 3) float, Å.
     """
 
-    atype_ext: torch.Tensor
-    mapping: torch.Tensor
-    nlist: torch.Tensor
-    shift: torch.Tensor
+    __slots__ = ()
 
     def to(self, device=None, dtype=None) -> Neighbors:
         """Move to ``device``; ``dtype`` applies to the float ``shift`` only."""
@@ -35,12 +33,10 @@ class Neighbors(NamedTuple):
         return Neighbors(*ints, self.shift.to(device=device, dtype=dtype, non_blocking=True))
 
 
-def host_neighbors(coord: np.ndarray, atype: np.ndarray, config, box=None) -> tuple:
-    """numpy (atype_ext, mapping, nlist, shift) of a batch, frames padded to a common nall
-    (:func:`dpa2_core.neighbor_list.extension`). coord: (nf, nloc, 3); atype: (nf, nloc);
-    box: (nf, 3, 3), (nf, 9) or None."""
-    return extension(coord, atype, config, None if box is None else
-                     np.asarray(box).reshape(-1, 3, 3))
+def host_neighbors(coord: np.ndarray, atype: np.ndarray, config, box=None) -> Extension:
+    """numpy extension of a batch, frames padded to a common nall. coord: (nf, nloc, 3);
+    atype: (nf, nloc); box: (nf, 3, 3), (nf, 9) or None."""
+    return extension(coord, atype, config, box)
 
 
 def neighbors_for(coord: torch.Tensor, atype: torch.Tensor, config, box=None) -> Neighbors:
@@ -55,7 +51,6 @@ def neighbors_for(coord: torch.Tensor, atype: torch.Tensor, config, box=None) ->
     return Neighbors(*(torch.from_numpy(a) for a in arrays)).to(coord.device, coord.dtype)
 
 
-def extend_coord(coord: torch.Tensor, nb: Neighbors) -> torch.Tensor:
+def extend_coord(coord: torch.Tensor, nb: Extension) -> torch.Tensor:
     """coord_ext (nf, nall, 3) = coord[mapping] + shift; padding rows hold atom 0 + shift."""
-    idx = nb.mapping.clamp(min=0)[..., None].expand(-1, -1, 3)
-    return torch.gather(coord, 1, idx) + nb.shift.to(coord.dtype)
+    return _extend_coord(torch, coord, nb.mapping, nb.shift)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from dpa2_core.activations import activation
+from dpa2_core.model.activations import activation
 
 NAMES = ["tanh", "relu", "relu6", "softplus", "sigmoid", "silu", "gelu", "gelu_tf", "linear",
          "none", "silut", "silut:2.0", "custom_silu:5.0"]

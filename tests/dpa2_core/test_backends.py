@@ -8,7 +8,7 @@ from conftest import random_stats, run_descriptor, tiny_dict, triclinic
 
 import dpa2_core as dc
 from dpa2_core._compat import to_numpy
-from dpa2_core.params import tree_map
+from dpa2_core.model.params import tree_map
 
 TB = {"use_three_body": True, "three_body_sel": 20, "three_body_rcut": 3.0,
       "tebd_input_mode": "strip"}
@@ -46,8 +46,8 @@ def test_backends_agree(case, to_backend):
         assert to_numpy(a).dtype == b.dtype
     for x, old in zip(converted, before, strict=True):
         np.testing.assert_array_equal(to_numpy(x), old)  # inputs are never modified
-    for path, x in dict(dc.params.tree_paths(p_conv)).items():
-        np.testing.assert_array_equal(to_numpy(x), dict(dc.params.tree_paths(params))[path])
+    for path, x in dict(dc.model.params.tree_paths(p_conv)).items():
+        np.testing.assert_array_equal(to_numpy(x), dict(dc.model.params.tree_paths(params))[path])
 
 
 def test_numpy_inputs_are_not_modified_even_if_read_only():
@@ -96,7 +96,7 @@ def test_bfloat16_runs_close_to_float64(backend):
     inputs = _inputs(config64)
     ref = dc.descriptor(params, config64, *inputs)
     conv = BACKENDS[backend]
-    xp = dc._compat.namespace(conv(np.zeros(1)))
+    xp = dc.array_api.namespace(conv(np.zeros(1)))
     p16 = tree_map(lambda _, x: xp.astype(conv(x), xp.bfloat16), params)
     out = run_descriptor(p16, config16, *(conv(x) for x in inputs))
     assert to_numpy(out.descriptor).dtype == np.float64

@@ -17,9 +17,9 @@ from hypothesis import strategies as st
 from shims import SHIMS
 
 import dpa2_core as dc
-import dpa2_core.inputs
+import dpa2_core.model.checks
 from dpa2_core._compat import to_numpy
-from dpa2_core.params import tree_map
+from dpa2_core.model.params import tree_map
 
 pytestmark = pytest.mark.filterwarnings("ignore:Anomaly Detection has been enabled")
 

@@ -11,7 +11,8 @@ import pytest
 from oracle import MODEL_DP, WATER, water_frames
 
 import dpa2_core as dc
-from dpa2_core.cli import main
+import dpa2_core.io.npy_data
+from dpa2_cli.main import main
 
 
 def test_describe_default_writes_all_outputs(tmp_path, capsys):
@@ -36,7 +37,7 @@ def test_describe_matches_library_call(tmp_path):
                  "-q", "-o", str(out)]) == 0
     data = np.load(out)
     config, params = dc.load_deepmd(MODEL_DP)
-    system = dc.data.DeepmdSystem(WATER / "data_2", list(config.type_map)).frames()
+    system = dc.io.npy_data.DeepmdSystem(WATER / "data_2", list(config.type_map)).frames()
     for k, frame in enumerate((1, 2)):
         inputs = dc.build_neighbor_list(system.coord[frame], system.atype[frame], config,
                                         system.box[frame])
@@ -95,6 +96,6 @@ def test_describe_refuses_frames_it_cannot_honour(tmp_path, capsys):
 
 
 def test_console_script_runs():
-    proc = subprocess.run([sys.executable, "-m", "dpa2_core.cli", "--help"], capture_output=True,
+    proc = subprocess.run([sys.executable, "-m", "dpa2_cli", "--help"], capture_output=True,
                           text=True, check=True)
     assert "describe" in proc.stdout and "train" in proc.stdout

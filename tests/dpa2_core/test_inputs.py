@@ -25,7 +25,7 @@ def _call(setup, to_backend, run=dc.descriptor, **override):
     config, params, coord, atype, nlist = setup
     args = {"coord_ext": coord, "atype_ext": atype, "nlist": nlist, "mapping": None, **override}
     conv = {k: (None if v is None else to_backend(v)) for k, v in args.items()}
-    p = dc.params.tree_map(lambda _, x: to_backend(x), params)
+    p = dc.model.params.tree_map(lambda _, x: to_backend(x), params)
     return run(p, config, **conv)
 
 
@@ -84,6 +84,6 @@ def test_ghosts_need_mapping(setup, to_backend):
 
 def test_params_dtype_must_match_precision(setup):
     config, params, coord, atype, nlist = setup
-    p32 = dc.params.tree_map(lambda _, x: x.astype(np.float32), params)
+    p32 = dc.model.params.tree_map(lambda _, x: x.astype(np.float32), params)
     with pytest.raises(ValueError, match="params: dtype float32 does not match"):
         dc.descriptor(p32, config, coord, atype, nlist)

@@ -116,7 +116,7 @@ def check_contract(out, cell, pbc, rcut: float, nsel: int, minimal_ghosts: bool)
     assert np.all(atype_ext[np.arange(nf)[:, None, None], idx][valid] >= 0)
     assert np.all(~valid[atype_ext[:, :nloc] < 0]), "virtual centres have empty rows"
     if cell is not None:
-        inv = np.linalg.inv(dc.cells.complete_cell(cell, tuple(pbc)))
+        inv = np.linalg.inv(dc.neighbors.cells.complete_cell(cell, tuple(pbc)))
         ghost = mapping >= 0
         source = np.take_along_axis(coord_ext, np.where(ghost, mapping, 0)[..., None], 1)
         frac = (coord_ext - source)[ghost] @ inv
@@ -178,7 +178,7 @@ def test_cutoff_compares_distances_like_deepmd(engine):
     from deepmd.dpmodel.utils.nlist import build_multiple_neighbor_list
     from oracle import deepmd_inputs
 
-    from dpa2_core.env_mat import geometry, sub_list
+    from dpa2_core.model.env_mat import geometry, sub_list
 
     a, b = _one_ulp_past(RCUT)
     coord, atype = np.array([[[0.0, 0, 0], [a, b, 0.0]]]), np.array([[0, 1]])
@@ -347,7 +347,7 @@ def test_reference_runs_on_every_backend(to_backend):
                                  pbc=pbc, engine="reference")
     assert type(out[3]) is type(to_backend(atype))
     for a, b in zip(out, ref, strict=True):
-        np.testing.assert_allclose(dc._compat.to_numpy(a), b, rtol=0, atol=1e-12)
+        np.testing.assert_allclose(dc.array_api.to_numpy(a), b, rtol=0, atol=1e-12)
 
 
 def test_vesin_engine_returns_the_callers_arrays():
@@ -364,7 +364,7 @@ def test_vesin_engine_returns_the_callers_arrays():
 
 def test_reference_builder_is_pure():
     """No in-place updates in the array-API builder (it must run on jax arrays)."""
-    path = Path(dc.__file__).parent / "_nlist_reference.py"
+    path = Path(dc.__file__).parent / "neighbors" / "reference.py"
     for node in ast.walk(ast.parse(path.read_text())):
         assert not isinstance(node, ast.AugAssign), node.lineno
         if isinstance(node, ast.Assign):

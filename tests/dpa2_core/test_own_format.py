@@ -10,7 +10,7 @@ import pytest
 from conftest import random_stats, tiny_dict
 
 import dpa2_core as dc
-from dpa2_core.params import tree_paths
+from dpa2_core.model.params import tree_paths
 
 
 @pytest.fixture(scope="module")

@@ -159,7 +159,7 @@ def test_econf_table_covers_every_element_deepmd_knows():
     from deepmd.dpmodel.utils.type_embed import get_econf_tebd
     from deepmd.utils.econf_embd import type_map as periodic_table
 
-    from dpa2_core.econf import ELEMENTS, econf_table
+    from dpa2_core.model.econf import ELEMENTS, econf_table
 
     assert set(periodic_table) <= set(ELEMENTS)
     theirs, dim = get_econf_tebd(list(periodic_table), precision="float64")

@@ -18,7 +18,7 @@ from hypothesis import strategies as st
 from shims import SHIMS
 
 import dpa2_core as dc
-from dpa2_core.params import tree_map
+from dpa2_core.model.params import tree_map
 
 pytestmark = pytest.mark.filterwarnings("ignore:Anomaly Detection has been enabled")
 

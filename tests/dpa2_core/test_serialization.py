@@ -11,7 +11,7 @@ from conftest import STRUCTURES, random_stats, tiny_dict
 from test_parity import TB, _compare
 
 import dpa2_core as dc
-from dpa2_core.params import tree_paths
+from dpa2_core.model.params import tree_paths
 
 pytest.importorskip("deepmd", reason="deepmd-kit (the parity oracle) is not installed")
 
@@ -36,7 +36,7 @@ def test_real_model_matches_deepmd():
     """The shared model trained by deepmd-kit, on two water frames of two systems."""
     config, params = dc.load_deepmd(MODEL_DP)
     assert config.repinit.use_three_body and config.repformer.nlayers == 3
-    raw = dc.io.read_deepmd_file(MODEL_DP)["model"]["descriptor"]
+    raw = dc.io.deepmd_files.read_deepmd_file(MODEL_DP)["model"]["descriptor"]
     for system in (0, 3):
         coord, atype, box = water_frames(system, (0, 5))
         ce, ae, nl, mp = deepmd_inputs(coord, atype, box, config.rcut, config.nsel)

@@ -12,7 +12,7 @@ from oracle import WATER, water_frames
 
 import dpa2_core as dc
 from dpa2_core._compat import to_numpy
-from dpa2_core.stats import env_stat_sums
+from dpa2_core.model.statistics import env_stat_sums
 
 BASE = {
     "repinit": {"rcut": 4.0, "rcut_smth": 0.5, "nsel": 40, "neuron": [4, 8], "axis_neuron": 2,
@@ -37,7 +37,7 @@ def make_config(davg_zero: bool = True, **top) -> dc.DPA2Config:
 def default_builder():
     """None (= dpa2_core.build_neighbor_list) when it exists, else deepmd's builder."""
     try:
-        import dpa2_core.neighbor_list  # noqa: F401
+        import dpa2_core.neighbors.builder  # noqa: F401
     except ImportError:
         return neighbor_inputs
     return None
@@ -193,7 +193,7 @@ def test_torch_params_and_frames():
     params = dc.init_params(config)
     system = water_systems((0,))[0]
     ref = dc.compute_input_stats(params, config, system, neighbor_list=neighbor_inputs)
-    tparams = dc.params.tree_map(lambda _, x: torch.from_numpy(x), params)
+    tparams = dc.model.params.tree_map(lambda _, x: torch.from_numpy(x), params)
     tsystem = {k: torch.from_numpy(v) for k, v in system.items()}
     out = dc.compute_input_stats(tparams, config, [tsystem], neighbor_list=neighbor_inputs)
     assert isinstance(out["repformer"]["davg"], torch.Tensor)
@@ -210,7 +210,7 @@ def test_jax_params_and_frames():
     params = dc.init_params(config)
     system = {k: v[:2] for k, v in water_systems((0,))[0].items()}
     ref = dc.compute_input_stats(params, config, system, neighbor_list=neighbor_inputs)
-    jparams = dc.params.tree_map(lambda _, x: jax.numpy.asarray(x), params)
+    jparams = dc.model.params.tree_map(lambda _, x: jax.numpy.asarray(x), params)
     jsystem = {k: jax.numpy.asarray(v) for k, v in system.items()}
     out = dc.compute_input_stats(jparams, config, [jsystem], neighbor_list=neighbor_inputs)
     assert isinstance(out["repformer"]["davg"], jax.Array)

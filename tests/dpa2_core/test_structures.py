@@ -7,8 +7,8 @@ import pytest
 from oracle import MODEL_DP, WATER, water_frames
 
 import dpa2_core as dc
-from dpa2_core.data import DeepmdSystem
-from dpa2_core.structures import Frame, iter_frames, parse_frames, read_frames
+from dpa2_core.io.npy_data import DeepmdSystem
+from dpa2_core.io.structures import Frame, iter_frames, parse_frames, read_frames
 
 pytest.importorskip("ase", reason="ase reads the structure files")
 import ase  # noqa: E402

@@ -11,11 +11,12 @@ from conftest import tiny_input
 from oracle import SHARED, WATER
 
 import dpa2_core as dc
-from dpa2_core import lcurve
-from dpa2_core.data import DeepmdSystem
-from dpa2_core.loss import ener_loss
-from dpa2_core.sampling import BatchSampler, batch_sizes
-from dpa2_core.train_input import LearningRate, TrainInput
+from dpa2_core.io.npy_data import DeepmdSystem
+from dpa2_core.training import lcurve
+from dpa2_core.training.loss import ener_loss
+from dpa2_core.training.sampling import BatchSampler, batch_sizes
+from dpa2_core.training.settings import LearningRate, TrainInput
+from dpa2_core.training.statistics import energy_bias, training_statistics
 
 INPUT = SHARED / "models" / "water_dpa2_small.input.json"
 
@@ -171,12 +172,12 @@ def test_energy_bias_least_squares():
     atype = rng.integers(-1, 3, (20, 9))
     truth = np.array([-3.0, 1.5, 7.0])
     energies = sum(((atype == t).sum(-1) * truth[t]) for t in range(3))
-    np.testing.assert_allclose(dc.stats.energy_bias(energies, atype, 3), truth, rtol=1e-12)
+    np.testing.assert_allclose(energy_bias(energies, atype, 3), truth, rtol=1e-12)
     parts = [atype[:7], atype[7:, :5]]  # two systems of different sizes
     both = np.concatenate([energies[:7], sum(((parts[1] == t).sum(-1) * truth[t])
                                              for t in range(3))])
-    np.testing.assert_allclose(dc.stats.energy_bias(both, parts, 3), truth, rtol=1e-12)
-    fixed = dc.stats.energy_bias(np.array([3.0, 3.0]), np.array([[0, 1, 1], [0, 1, 1]]), 2)
+    np.testing.assert_allclose(energy_bias(both, parts, 3), truth, rtol=1e-12)
+    fixed = energy_bias(np.array([3.0, 3.0]), np.array([[0, 1, 1], [0, 1, 1]]), 2)
     np.testing.assert_allclose(fixed, [0.6, 1.2], rtol=1e-12)  # min-norm: b ∝ (1, 2)
 
 
@@ -184,7 +185,7 @@ def test_training_statistics_use_the_first_batches_of_each_system():
     config, params = dc.load_deepmd(SHARED / "models" / "water_dpa2_small.dp")
     systems = [DeepmdSystem(WATER / f"data_{k}", list(config.type_map)).frames()
                for k in (0, 1)]
-    new, bias = dc.stats.training_statistics(params, config, systems, [1, 2], nbatch=2)
+    new, bias = training_statistics(params, config, systems, [1, 2], nbatch=2)
     frames = [{"coord": systems[0].coord[:2], "atype": systems[0].atype[:2],
                "box": systems[0].box[:2]},
               {"coord": systems[1].coord[:4], "atype": systems[1].atype[:4],
@@ -193,4 +194,4 @@ def test_training_statistics_use_the_first_batches_of_each_system():
     np.testing.assert_array_equal(new["repinit"]["dstd"], ref["repinit"]["dstd"])
     energies = np.concatenate([systems[0].energy[:2], systems[1].energy[:4]])
     np.testing.assert_array_equal(
-        bias, dc.stats.energy_bias(energies, [f["atype"] for f in frames], 2))
+        bias, energy_bias(energies, [f["atype"] for f in frames], 2))

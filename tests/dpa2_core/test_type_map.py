@@ -9,7 +9,7 @@ from oracle import water_frames
 
 import dpa2_core as dc
 from dpa2_core._compat import to_numpy
-from dpa2_core.params import tree_map, tree_paths
+from dpa2_core.model.params import tree_map, tree_paths
 
 TB = {"use_three_body": True, "three_body_sel": 20, "three_body_rcut": 3.0,
       "three_body_rcut_smth": 0.8, "set_davg_zero": False}

@@ -11,7 +11,7 @@ from conftest import STRUCTURES, random_stats, tiny_dict
 
 import dpa2_core as dc
 import dpa2_jax as dj
-from dpa2_jax.train_data import extension_of
+from dpa2_jax.training.data import extension_of
 
 pytest.importorskip("deepmd", reason="deepmd-kit (the parity oracle) is not installed")
 

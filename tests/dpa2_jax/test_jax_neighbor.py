@@ -51,7 +51,7 @@ def test_same_neighbors_and_descriptor_as_deepmd(name):
 
 def test_matches_host_builder():
     """dpa2_core.build_neighbor_list gives the same neighbor sets."""
-    build = pytest.importorskip("dpa2_core.neighbor_list").build_neighbor_list
+    build = pytest.importorskip("dpa2_core.neighbors.builder").build_neighbor_list
     coord, atype, box = _frame("water")
     spec, nbrs = neighbor.allocate(coord, atype, CONFIG.rcut, CONFIG.nsel, box)
     ours = [np.asarray(x) for x in extend(spec, nbrs, coord, atype)]

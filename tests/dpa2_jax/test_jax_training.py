@@ -14,10 +14,10 @@ from conftest import tiny_dict
 from oracle import MODEL_DP, WATER
 
 import dpa2_core as dc
-from dpa2_core.cli import main
-from dpa2_core.train_input import TrainInput
-from dpa2_jax.checkpoint import load_model
-from dpa2_jax.training import cli_train, model_config
+from dpa2_cli.main import main
+from dpa2_core.training.settings import TrainInput
+from dpa2_jax.training.checkpoint import load_model
+from dpa2_jax.training.trainer import cli_train, model_config
 
 
 @pytest.fixture(autouse=True)

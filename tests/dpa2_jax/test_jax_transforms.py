@@ -13,7 +13,7 @@ from conftest import STRUCTURES, assert_outputs_close, random_stats, tiny_dict
 import dpa2_core as dc
 import dpa2_jax as dj
 from dpa2_jax.model import Extension, extend_coord
-from dpa2_jax.train_data import extension_of
+from dpa2_jax.training.data import extension_of
 
 TB = {"use_three_body": True, "three_body_sel": 20, "three_body_rcut": 3.0,
       "three_body_rcut_smth": 0.8, "nsel": 80}

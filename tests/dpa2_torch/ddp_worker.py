@@ -7,12 +7,12 @@ from pathlib import Path
 import torch
 import torch.distributed as dist
 
-from dpa2_core.train_input import ModelSettings, TrainInput
-from dpa2_torch import dist as ddp
-from dpa2_torch.batches import DataSet
-from dpa2_torch.checkpoint import build_model
-from dpa2_torch.loss import energy_force_loss
-from dpa2_torch.training import Trainer
+from dpa2_core.training.settings import ModelSettings, TrainInput
+from dpa2_torch.training import dist as ddp
+from dpa2_torch.training.batches import DataSet
+from dpa2_torch.training.checkpoint import build_model
+from dpa2_torch.training.loss import energy_force_loss
+from dpa2_torch.training.trainer import Trainer
 
 
 def loss_of(model, data: DataSet, frames: list[int], inp: TrainInput):

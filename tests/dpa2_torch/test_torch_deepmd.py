@@ -17,7 +17,7 @@ from torch_helpers import (
 )
 
 import dpa2_core as dc
-from dpa2_core.params import tree_paths
+from dpa2_core.model.params import tree_paths
 from dpa2_torch import DescrptDPA2, EnergyModel
 from dpa2_torch.deepmd_io import model_from_file
 
@@ -35,7 +35,7 @@ def dp_model():
     import deepmd.dpmodel.model  # noqa: F401  (registers the model classes)
     from deepmd.dpmodel.model.base_model import BaseModel
 
-    return BaseModel.deserialize(dc.io.read_deepmd_file(MODEL_DP)["model"])
+    return BaseModel.deserialize(dc.io.deepmd_files.read_deepmd_file(MODEL_DP)["model"])
 
 
 def test_checkpoint_holds_the_dp_weights():
@@ -144,11 +144,11 @@ def test_multitask_checkpoint_heads(tmp_path):
 
 
 def test_unsupported_models_are_named(tmp_path):
-    d = dc.io.read_deepmd_file(MODEL_DP)
+    d = dc.io.deepmd_files.read_deepmd_file(MODEL_DP)
     d["model"]["fitting"]["numb_fparam"] = 2
     with pytest.raises(ValueError, match="numb_fparam"):
         model_from_file(d)
-    d = dc.io.read_deepmd_file(MODEL_DP)
+    d = dc.io.deepmd_files.read_deepmd_file(MODEL_DP)
     d["model"]["pair_exclude_types"] = [[0, 1]]
     with pytest.raises(ValueError, match="pair_exclude_types"):
         model_from_file(d)

@@ -8,9 +8,9 @@ from conftest import tiny_input
 from ddp_worker import grads_of, loss_of, run
 from torch_helpers import one_thread  # noqa: F401  (autouse fixture)
 
-from dpa2_core.train_input import ModelSettings, TrainInput
-from dpa2_torch.batches import DataSet
-from dpa2_torch.checkpoint import build_model
+from dpa2_core.training.settings import ModelSettings, TrainInput
+from dpa2_torch.training.batches import DataSet
+from dpa2_torch.training.checkpoint import build_model
 
 
 def test_two_processes_average_gradients_and_stay_in_sync(tmp_path):

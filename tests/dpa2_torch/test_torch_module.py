@@ -18,7 +18,7 @@ from torch_helpers import (
 )
 
 import dpa2_core as dc
-from dpa2_core.params import tree_paths
+from dpa2_core.model.params import tree_paths
 from dpa2_torch import DescrptDPA2
 
 

@@ -13,11 +13,11 @@ from conftest import tiny_input
 from oracle import MODEL_DP, SHARED, WATER
 from torch_helpers import one_thread  # noqa: F401  (autouse fixture)
 
-from dpa2_core import lcurve
-from dpa2_core.cli import main
-from dpa2_core.train_input import TrainInput
-from dpa2_torch.evaluate import evaluate_systems
-from dpa2_torch.training import Trainer
+from dpa2_cli.main import main
+from dpa2_core.training import lcurve
+from dpa2_core.training.settings import TrainInput
+from dpa2_torch.training.evaluate import evaluate_systems
+from dpa2_torch.training.trainer import Trainer
 
 INPUT = SHARED / "models" / "water_dpa2_small.input.json"
 
@@ -77,7 +77,7 @@ def test_cli_test_reads_deepmd_models(capsys):
 
 
 def test_fitting_trainable_false_freezes_the_fitting_net(tmp_path):
-    from dpa2_torch.checkpoint import build_model
+    from dpa2_torch.training.checkpoint import build_model
 
     d = json.loads(tiny_input(tmp_path).read_text())
     d["model"]["fitting_net"]["trainable"] = False

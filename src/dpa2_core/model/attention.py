@@ -1,0 +1,99 @@
+"""Attention maps of the repformer layer (§10.5): pair (g2) and local (g1) attention.
+
+Internal layout is head-leading, ``(nf, nloc, nh, S, ...)``; the interleaved channel
+layouts of deepmd's projections are undone by reshape + permute.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+from .._compat import Array
+from .layers import dense, layer_norm
+
+__all__ = ["atten2_ev_apply", "atten2_map", "atten2_mh_apply", "local_atten", "SHIFT"]
+
+SHIFT = 20.0
+
+
+def _heads(xp: Any, x: Array, width: int, nh: int) -> Array:
+    """(..., S, width*nh) with channel ``c*nh + h`` -> (..., nh, S, width)."""
+    x = xp.reshape(x, (*x.shape[:-1], width, nh))
+    nd = x.ndim
+    axes = (*range(nd - 3), nd - 1, nd - 3, nd - 2)
+    return xp.permute_dims(x, axes)
+
+
+def _softmax(xp: Any, x: Array) -> Array:
+    x = x - xp.max(x, axis=-1, keepdims=True)
+    e = xp.exp(x)
+    return e / xp.sum(e, axis=-1, keepdims=True)
+
+
+def _hard_mask(xp: Any, logits: Array, valid: Array) -> Array:
+    """Invalid keys get the most negative finite value (not -inf): the same weights for
+    rows with a valid key, and no NaN (forward or backward) for rows without one."""
+    return xp.where(valid, logits, xp.full_like(logits, xp.finfo(logits.dtype).min))
+
+
+def atten2_map(xp, p, cfg, smooth: bool, g2, h2, sw, valid) -> Array:
+    """Pair attention weights A (nf, nloc, nh, S, S), the h2 Gram factor included.
+
+    g2: (nf, nloc, S, g2d); h2: (nf, nloc, S, 3); sw: (nf, nloc, S); valid: bool like sw.
+    Per-pair factors are formed on (nf, nloc, 1, S, S) and broadcast over heads once.
+    """
+    nd, nh = cfg.attn2_hidden, cfg.attn2_nhead
+    qk = _heads(xp, dense(p["mapqk"], g2, xp), nd, 2 * nh)  # (nf, nloc, 2nh, S, nd)
+    q, k = qk[:, :, :nh, ...], qk[:, :, nh:, ...]
+    logits = xp.matmul(q / math.sqrt(nd), xp.matrix_transpose(k))  # (nf, nloc, nh, S, S)
+    gram = xp.matmul(h2, xp.matrix_transpose(h2))[:, :, None, ...]  # (nf, nloc, 1, S, S)
+    if smooth:
+        # sw is zero at invalid slots, so pair_w masks invalid queries and keys by itself
+        pair_w = (sw[:, :, :, None] * sw[:, :, None, :])[:, :, None, ...]
+        scale = gram * pair_w if cfg.attn2_has_gate else pair_w
+        prob = _softmax(xp, logits * scale + (SHIFT * pair_w - SHIFT))
+        return prob * (pair_w * gram / math.sqrt(3.0))
+    if cfg.attn2_has_gate:
+        logits = logits * gram
+    key_ok = valid[:, :, None, None, :]
+    prob = _softmax(xp, _hard_mask(xp, logits, key_ok))
+    both_ok = key_ok & valid[:, :, None, :, None]
+    return xp.where(both_ok, prob, xp.zeros_like(prob)) * (gram / math.sqrt(3.0))
+
+
+def atten2_mh_apply(xp, p, p_ln, cfg, attn, g2) -> Array:
+    """Multi-head value mixing of g2, head-minor concat, head_map, then layer norm."""
+    nh = cfg.attn2_nhead
+    v = _heads(xp, dense(p["mapv"], g2, xp), g2.shape[-1], nh)  # (nf, nloc, nh, S, g2d)
+    out = xp.matmul(attn, v)
+    nf, nloc, _, nsel, g2d = out.shape
+    out = xp.reshape(xp.permute_dims(out, (0, 1, 3, 4, 2)), (nf, nloc, nsel, g2d * nh))
+    return layer_norm(p_ln, dense(p["head_map"], out, xp), xp, cfg.ln_eps)
+
+
+def atten2_ev_apply(xp, p, attn, h2) -> Array:
+    """Equivariant h2 update: per-head attention sums of h2, mixed by head_map (nh -> 1)."""
+    u = xp.matmul(attn, h2[:, :, None, ...])  # (nf, nloc, nh, S, 3)
+    u = xp.permute_dims(u, (0, 1, 3, 4, 2))  # (nf, nloc, S, 3, nh)
+    return dense(p["head_map"], u, xp)[..., 0]
+
+
+def local_atten(xp, p, cfg, smooth: bool, g1, gg1, sw, valid) -> Array:
+    """Centre-to-neighbor attention on g1. g1: (nf, nloc, g1d); gg1: (nf, nloc, S, g1d)."""
+    nd, nh = cfg.attn1_hidden, cfg.attn1_nhead
+    nf, nloc, ni = g1.shape
+    q = xp.reshape(dense(p["mapq"], g1, xp), (nf, nloc, nd, nh))
+    q = xp.permute_dims(q, (0, 1, 3, 2))[:, :, :, None, :]  # (nf, nloc, nh, 1, nd)
+    kv = _heads(xp, dense(p["mapkv"], gg1, xp), nd + ni, nh)  # (nf, nloc, nh, S, nd+ni)
+    k, v = kv[..., :nd], kv[..., nd:]
+    logits = xp.matmul(q / math.sqrt(nd), xp.matrix_transpose(k))  # (nf, nloc, nh, 1, S)
+    weight = sw[:, :, None, None, :]
+    ok = valid[:, :, None, None, :]
+    if smooth:  # weight is zero at invalid slots
+        prob = _softmax(xp, logits * weight + (SHIFT * weight - SHIFT)) * weight
+    else:
+        prob = _softmax(xp, _hard_mask(xp, logits, ok))
+        prob = xp.where(ok, prob, xp.zeros_like(prob))
+    out = xp.reshape(xp.matmul(prob, v), (nf, nloc, nh * ni))  # head-major concat
+    return dense(p["head_map"], out, xp)

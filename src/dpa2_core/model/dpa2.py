@@ -1,0 +1,90 @@
+"""The DPA-2 descriptor (§9): repinit [+ three-body] -> repformer, one pure function."""
+
+from __future__ import annotations
+
+from typing import NamedTuple
+
+from .._compat import Array, dtype_of, namespace
+from .checks import check_shapes, check_values
+from .config import DPA2Config
+from .env_mat import geometry, pad_nlist, sub_list, type_index
+from .layers import dense
+from .repformer import repformer
+from .repinit import repinit, three_body
+from .type_embedding import type_embedding_table
+
+__all__ = ["descriptor", "DescriptorOutput"]
+
+
+class DescriptorOutput(NamedTuple):
+    """descriptor (nf, nloc, dim_out); rot_mat (nf, nloc, g2d, 3); g2 (nf, nloc, S_f, g2d);
+    h2 (nf, nloc, S_f, 3); sw (nf, nloc, S_f)."""
+
+    descriptor: Array
+    rot_mat: Array
+    g2: Array
+    h2: Array
+    sw: Array
+
+
+def _glue(xp, params, config: DPA2Config, geo, lists, atype_ext, tebd_ext, table) -> Array:
+    """Repinit [+ three-body], shape transform and optional type-embedding add: (nf, nloc, g1d)."""
+    ri = config.repinit
+    g = repinit(xp, config, params["repinit"], geo, lists[(ri.rcut, ri.nsel)], atype_ext,
+                tebd_ext, table)
+    if ri.use_three_body:
+        key = (ri.three_body_rcut, ri.three_body_sel)
+        g3 = three_body(xp, config, params["three_body"], geo, lists[key], atype_ext,
+                        tebd_ext, table)
+        g = xp.concat([g, g3], axis=-1)
+    if "g1_shape_transform" in params:
+        g = dense(params["g1_shape_transform"], g, xp)
+    if config.add_tebd_to_repinit_out:
+        g = g + dense(params["tebd_transform"], tebd_ext[:, : g.shape[1], ...], xp)
+    return g
+
+
+def descriptor(
+    params: dict,
+    config: DPA2Config,
+    coord_ext: Array,
+    atype_ext: Array,
+    nlist: Array,
+    mapping: Array | None = None,
+    *,
+    validate: bool = True,
+) -> DescriptorOutput:
+    """DPA-2 descriptor of the local atoms, identical to deepmd-kit's ``DescrptDPA2.call``.
+
+    coord_ext: (nf, nall, 3) or (nf, nall*3), Å; atype_ext: (nf, nall) int, < 0 = virtual;
+    nlist: (nf, nloc, nnei) int, -1 padded, sorted by distance; mapping: (nf, nall)
+    extended -> local index (may be omitted when nall == nloc).
+    Runs in ``config.precision``; float outputs come back in ``coord_ext``'s dtype.
+    ``validate=False`` skips the value checks (they sync device and host).
+    """
+    xp = namespace(coord_ext, atype_ext, nlist)
+    coord_ext, mapping = check_shapes(xp, coord_ext, atype_ext, nlist, mapping)
+    if validate:
+        check_values(xp, config.ntypes, coord_ext, atype_ext, nlist, mapping,
+                     env_protection=config.env_protection)
+    out_dtype = coord_ext.dtype
+    dtype = dtype_of(xp, config.dtype_name)
+    if params["repformer"]["g2_embd"]["w"].dtype != dtype:
+        raise ValueError(f"params: dtype {params['repformer']['g2_embd']['w'].dtype} does not "
+                         f"match precision={config.precision!r}; convert the parameters")
+    coord = xp.astype(coord_ext, dtype)
+    nlist = pad_nlist(xp, nlist, config.nsel)
+    geo = geometry(xp, coord, nlist)
+    lists = {(rc, ns): sub_list(xp, nlist, geo.r2, rc, ns) for rc, ns in config.sub_lists()}
+    table = type_embedding_table(params["type_embedding"], config, xp)
+    tebd_ext = xp.take(table, xp.reshape(type_index(xp, atype_ext, config.ntypes), (-1,)), axis=0)
+    tebd_ext = xp.reshape(tebd_ext, (*atype_ext.shape, table.shape[-1]))
+    g = _glue(xp, params, config, geo, lists, atype_ext, tebd_ext, table)
+    rf = config.repformer
+    out = repformer(xp, config, params["repformer"], geo, lists[(rf.rcut, rf.nsel)], atype_ext,
+                    g, mapping)
+    desc = out.g1
+    if config.concat_output_tebd:
+        desc = xp.concat([desc, tebd_ext[:, : desc.shape[1], ...]], axis=-1)
+    result = DescriptorOutput(desc, out.rot_mat, out.g2, out.h2, out.sw)
+    return DescriptorOutput(*(xp.astype(x, out_dtype) for x in result))

@@ -1,0 +1,127 @@
+"""Repinit (se_atten without attention) and its optional three-body block."""
+
+from __future__ import annotations
+
+from typing import NamedTuple
+
+import numpy as np
+
+from .._compat import Array, gather_rows
+from .env_mat import Geometry, env_mat, exclusion_mask, neighbor_types, type_index
+from .layers import dense_split, embedding_net, skips
+
+__all__ = ["block_env", "BlockEnv", "repinit", "three_body"]
+
+
+class BlockEnv(NamedTuple):
+    """Pre-processed environment of one repinit-style block (§7.1).
+
+    rr: (nf, nloc, S, 4) normalised env-mat with excluded rows zeroed;
+    sw: (nf, nloc, S) switch, zero at invalid slots; mask: (nf, nloc, S) bool;
+    idx: (nf, nloc, S) neighbor index with invalid slots sent to atom 0.
+    """
+
+    rr: Array
+    sw: Array
+    mask: Array
+    idx: Array
+
+
+def block_env(xp, config, params, geo: Geometry, nlist, atype_ext, rcut, rcut_smth) -> BlockEnv:
+    """Env-mat first, exclusion after: empty slots keep their ``-davg/dstd`` residual."""
+    nloc = nlist.shape[1]
+    valid = nlist >= 0
+    rr, _, sw = env_mat(xp, geo, valid, atype_ext[:, :nloc], params["davg"], params["dstd"],
+                        rcut, rcut_smth, config.env_protection)
+    keep = exclusion_mask(xp, config, atype_ext, nlist)
+    if keep is not None:
+        valid = valid & keep
+        sw = xp.where(valid, sw, xp.zeros_like(sw))
+        rr = xp.where(keep[..., None], rr, xp.zeros_like(rr))
+    idx = xp.where(valid, nlist, xp.zeros_like(nlist))
+    return BlockEnv(rr, sw, valid, idx)
+
+
+def _concat_net(xp, layers: list, parts: list, act: str) -> Array:
+    """Embedding net of the (broadcast) concatenation of ``parts`` (concat input mode).
+
+    The first layer is applied part by part, so the wide pair input is never built.
+    """
+    if skips(layers[0]):
+        shape = np.broadcast_shapes(*(tuple(x.shape[:-1]) for x in parts))
+        full = [xp.broadcast_to(x, (*shape, x.shape[-1])) for x in parts]
+        return embedding_net(layers, xp.concat(full, axis=-1), xp, act)
+    return embedding_net(layers[1:], dense_split(layers[0], parts, xp, act), xp, act)
+
+
+def _pair_table(xp, strip_net, tebd_table, act, centre_first: bool) -> Array:
+    """((nt+1)**2, ng) strip-net outputs for every ordered type pair.
+
+    Row ``a*(nt+1) + b`` holds Net([T[a], T[b]]) (``centre_first``) or Net([T[b], T[a]]).
+    """
+    ntp, tebd = tebd_table.shape
+    first = xp.broadcast_to(tebd_table[:, None, :], (ntp, ntp, tebd))
+    second = xp.broadcast_to(tebd_table[None, :, :], (ntp, ntp, tebd))
+    pair = [first, second] if centre_first else [second, first]
+    return embedding_net(strip_net, xp.reshape(xp.concat(pair, axis=-1), (ntp * ntp, 2 * tebd)),
+                         xp, act)
+
+
+def repinit(xp, config, params, geo: Geometry, nlist, atype_ext, tebd_ext, tebd_table) -> Array:
+    """Repinit output (nf, nloc, ng * axis_neuron), ``ng``-major flattening.
+
+    nlist: (nf, nloc, S_i) sub-list; tebd_ext: (nf, nall, tebd); tebd_table: (nt+1, tebd).
+    """
+    cfg = config.repinit
+    act = cfg.activation_function
+    env = block_env(xp, config, params, geo, nlist, atype_ext, cfg.rcut, cfg.rcut_smth)
+    nf, nloc, nsel = nlist.shape
+    ss = env.rr[..., 0:1]
+    if cfg.tebd_input_mode == "concat":
+        parts = [ss, gather_rows(xp, tebd_ext, env.idx)]
+        if not cfg.type_one_side:
+            parts.append(tebd_ext[:, :nloc, None, :])
+        g = _concat_net(xp, params["embedding"], parts, act)
+    else:
+        g = embedding_net(params["embedding"], ss, xp, act)
+        ntp = config.ntypes + 1
+        tj = neighbor_types(xp, atype_ext, env.idx, config.ntypes)
+        if cfg.type_one_side:
+            table, pair = embedding_net(params["embedding_strip"], tebd_table, xp, act), tj
+        else:
+            table = _pair_table(xp, params["embedding_strip"], tebd_table, act, False)
+            ti = type_index(xp, atype_ext[:, :nloc], config.ntypes)[:, :, None]
+            pair = ti * ntp + tj
+        gt = xp.reshape(xp.take(table, xp.reshape(pair, (-1,)), axis=0), g.shape)
+        if config.smooth:
+            gt = gt * env.sw[..., None]
+        g = g * gt + g
+    gr = xp.matmul(xp.matrix_transpose(g), env.rr) / nsel  # (nf, nloc, ng, 4)
+    d = xp.matmul(gr, xp.matrix_transpose(gr[..., : cfg.axis_neuron, :]))
+    return xp.reshape(d, (nf, nloc, -1))
+
+
+def three_body(xp, config, params, geo: Geometry, nlist, atype_ext, tebd_ext, tebd_table) -> Array:
+    """Three-body output (nf, nloc, ng3) from angle features of every slot pair (§8)."""
+    cfg = config.repinit
+    act = cfg.activation_function
+    env = block_env(xp, config, params, geo, nlist, atype_ext,
+                    cfg.three_body_rcut, cfg.three_body_rcut_smth)
+    nf, nloc, nsel = nlist.shape
+    vec = env.rr[..., 1:4]
+    angle = xp.matmul(vec, xp.matrix_transpose(vec))[..., None]  # (nf, nloc, S3, S3, 1)
+    if cfg.tebd_input_mode == "concat":
+        nei = gather_rows(xp, tebd_ext, env.idx)  # (nf, nloc, S3, tebd)
+        parts = [angle, nei[:, :, :, None, :], nei[:, :, None, :, :]]
+        g = _concat_net(xp, params["embedding"], parts, act)
+    else:
+        g = embedding_net(params["embedding"], angle, xp, act)
+        ntp = config.ntypes + 1
+        tj = neighbor_types(xp, atype_ext, env.idx, config.ntypes)
+        pair = tj[:, :, :, None] * ntp + tj[:, :, None, :]
+        table = _pair_table(xp, params["embedding_strip"], tebd_table, act, True)
+        gt = xp.reshape(xp.take(table, xp.reshape(pair, (-1,)), axis=0), g.shape)
+        if config.smooth:
+            gt = gt * (env.sw[:, :, :, None] * env.sw[:, :, None, :])[..., None]
+        g = g * gt + g
+    return xp.sum(angle * g, axis=(2, 3)) / (nsel * nsel)

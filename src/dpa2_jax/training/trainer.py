@@ -1,0 +1,218 @@
+"""Energy/force training with optax: ``dpa2 train INPUT --backend jax`` (:func:`cli_train`).
+
+The input, learning-rate rule, loss, batch sampling, statistics and ``lcurve.out`` are
+the core's (shared with the torch trainer). Here: one jit-compiled step per batch shape,
+forces by ``jax.grad`` of the energy, the loss gradient by a second ``jax.grad`` (force
+matching), Adam on the trainable leaves (statistics and the energy biases stay fixed),
+optional global-norm clipping; checkpoints are ``.npz`` files.
+"""
+
+from __future__ import annotations
+
+import functools
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+import optax
+
+import dpa2_core as dc
+from dpa2_core.progress import progress_bar
+from dpa2_core.training import lcurve
+from dpa2_core.training.loss import ener_loss
+from dpa2_core.training.settings import DataSettings, TrainInput
+
+from ..descriptor import as_jax
+from ..model import ModelConfig, energy_and_forces, init_model, model_trainable
+from ..params import x64_enabled
+from .checkpoint import load_checkpoint, prune, save_checkpoint
+from .data import Batch, Sampler, System
+
+__all__ = [
+    "cli_train", "eval_metrics", "frozen_flags", "initial_params", "initial_state",
+    "loss_and_metrics", "METRICS", "model_config", "optimizer", "to_device", "train",
+    "train_step",
+]
+
+METRICS = lcurve.KEYS
+
+
+def loss_and_metrics(params: dict, config: ModelConfig, batch: Batch, pref_e, pref_f):
+    """deepmd-kit's ``ener`` loss (:func:`dpa2_core.training.loss.ener_loss`) of a batch."""
+    e, f = energy_and_forces(params, config, batch.coord, batch.ext)
+    return ener_loss(e, batch.energy, f, batch.force, batch.coord.shape[-2], pref_e, pref_f)
+
+
+def optimizer(gradient_max_norm: float = 0.0) -> optax.GradientTransformation:
+    """Adam direction (the learning rate is applied by the step), clipping when > 0."""
+    parts = [optax.clip_by_global_norm(gradient_max_norm)] if gradient_max_norm > 0 else []
+    return optax.chain(*parts, optax.scale_by_adam())
+
+
+@functools.partial(jax.jit, static_argnums=(0, 1, 2))
+def train_step(config: ModelConfig, frozen: tuple[bool, ...], gradient_max_norm,
+               params, opt_state, batch: Batch, lr, pref_e, pref_f):
+    """One Adam step; returns ``(params, opt_state, metrics)`` (metrics of the batch before
+    the update). ``frozen``: per-leaf flags (leaf order of ``params``), zero gradient
+    hence zero Adam update. The static arguments are hashable, so every run with the
+    same model and batch shape reuses one compiled step."""
+    grads, metrics = jax.grad(loss_and_metrics, has_aux=True)(params, config, batch,
+                                                              pref_e, pref_f)
+    leaves, treedef = jax.tree.flatten(grads)
+    grads = jax.tree.unflatten(treedef, [jnp.zeros_like(g) if f else g
+                                         for g, f in zip(leaves, frozen, strict=True)])
+    updates, opt_state = optimizer(gradient_max_norm).update(grads, opt_state, params)
+    params = jax.tree.map(lambda p, u: p - lr * u, params, updates)
+    return params, opt_state, metrics
+
+
+@functools.partial(jax.jit, static_argnums=0)
+def eval_metrics(config: ModelConfig, params, batch: Batch, pref_e, pref_f) -> dict:
+    """Metrics of a batch at given prefactors (no update)."""
+    return loss_and_metrics(params, config, batch, pref_e, pref_f)[1]
+
+
+def frozen_flags(params: dict, config: ModelConfig) -> tuple[bool, ...]:
+    """Leaf-order flags of the leaves that are not trained."""
+    return tuple(not t for t in jax.tree.leaves(model_trainable(params, config)))
+
+
+def to_device(batch: Batch) -> Batch:
+    return jax.tree.map(lambda x: as_jax(x, "batch"), batch)
+
+
+def _systems(inp: TrainInput, data: DataSettings) -> list[System]:
+    dtype = inp.settings.descriptor.dtype_name
+    return [System(p, inp.settings.type_map, inp.settings.descriptor, dtype)
+            for p in data.systems]
+
+
+def model_config(inp: TrainInput) -> ModelConfig:
+    return ModelConfig(inp.settings.descriptor, inp.settings.fitting)
+
+
+def initial_params(inp: TrainInput, systems: list[System], sizes: list[int]) -> dict:
+    """Fresh parameters with deepmd-kit's data statistics
+    (:func:`dpa2_core.training.statistics.training_statistics`): the descriptor's davg/dstd and
+    ``out_bias``."""
+    s = inp.settings
+    desc, bias = dc.training.statistics.training_statistics(
+        dc.init_params(s.descriptor, s.descriptor_seed), s.descriptor,
+        [x.frames for x in systems], sizes, s.data_stat_nbatch, s.rcond)
+    return init_model(model_config(inp), descriptor_params=desc, fitting_seed=s.fitting_seed,
+                      out_bias=bias)
+
+
+def _validate(config, params, valid: Sampler | None, nbatch: int, pe, pf) -> dict | None:
+    if valid is None:
+        return None
+    sums, weight = dict.fromkeys(METRICS, 0.0), 0
+    for _ in range(nbatch):
+        batch = valid.next()
+        m = eval_metrics(config, params, to_device(batch), pe, pf)
+        n = batch.coord.shape[0] * batch.coord.shape[1]
+        sums = {k: sums[k] + float(m[k]) * n for k in METRICS}
+        weight += n
+    return {k: v / weight for k, v in sums.items()}
+
+
+def _log(step: int, trn: dict, val: dict | None, lr: float, out, bar) -> None:
+    def fmt(m):
+        return ", ".join(f"{k} = {m[k]:.2e}" for k in METRICS)
+
+    lines = [f"batch {step:7d}: trn: {fmt(trn)}, lr = {lr:.2e}"]
+    if val:
+        lines.append(f"batch {step:7d}: val: {fmt(val)}")
+    for line in lines:
+        if bar is not None:
+            bar.write(line, file=out)
+        else:
+            print(line, file=out)
+
+
+def initial_state(inp: TrainInput, systems: list[System], sampler: Sampler,
+                  restart: Path | None, out) -> tuple[int, dict, Any]:
+    """(first step, params, optax state): fresh, or read from a checkpoint (which holds the
+    statistics and the sampler state too)."""
+    opt = optimizer(inp.gradient_max_norm)
+    if restart is None:
+        params = initial_params(inp, systems, sampler.sizes)
+        return 0, params, opt.init(params)
+    s = inp.settings
+    template = init_model(model_config(inp), s.descriptor_seed, fitting_seed=s.fitting_seed)
+    step, params, opt_state, data = load_checkpoint(restart, template, opt.init(template))
+    if data is not None:
+        sampler.set_state(data)
+    print(f"restarting from {restart} at step {step}", file=out)
+    return step, params, opt_state
+
+
+def _save(inp: TrainInput, output: Path, step: int, params, opt_state, config, sampler):
+    save_checkpoint(output, inp.save_ckpt, step, params, opt_state, config, sampler.state())
+    prune(output, inp.save_ckpt, inp.max_ckpt_keep)
+    lcurve.plot(output / inp.disp_file, output / "lcurve.png", required=False)
+
+
+def train(inp: TrainInput, output: Path, restart: Path | None = None, out=None,
+          progress: bool = True) -> dict:
+    """Run the training described by ``inp``; returns the last displayed metrics.
+
+    Log lines go to ``out`` (default: the current ``sys.stdout``), the progress bar to
+    stderr.
+    """
+    out = sys.stdout if out is None else out
+    output.mkdir(parents=True, exist_ok=True)
+    config = model_config(inp)
+    train_sys = _systems(inp, inp.training_data)
+    seed = 0 if inp.seed is None else inp.seed
+    sampler = Sampler(train_sys, inp.training_data, seed)
+    valid = None if inp.validation_data is None else Sampler(
+        _systems(inp, inp.validation_data), inp.validation_data, seed + 1)
+    start, params, opt_state = initial_state(inp, train_sys, sampler, restart, out)
+    static = (config, frozen_flags(params, config), inp.gradient_max_norm)
+    dtype = inp.settings.descriptor.dtype_name
+    curve = lcurve.Lcurve(output / inp.disp_file, valid is not None, append=restart is not None)
+    nval = inp.validation_data.numb_btch if inp.validation_data else 0
+    last: dict = {}
+    bar = progress_bar(progress, total=inp.numb_steps, initial=start, desc="train",
+                           unit="step")
+    tic = time.perf_counter()
+    for i in range(start, inp.numb_steps):
+        lr = inp.lr.value(i)
+        pe, pf = (jnp.asarray(x, dtype) for x in inp.loss.at(lr, inp.lr.start_lr))
+        params, opt_state, m = train_step(*static, params, opt_state, to_device(sampler.next()),
+                                          jnp.asarray(lr, dtype), pe, pf)
+        if i == start:
+            jax.block_until_ready(params)
+            print(f"first step (compile + run): {time.perf_counter() - tic:.1f} s", file=out)
+        shown = i + 1
+        if shown % inp.disp_freq == 0 or shown == 1:
+            trn = {k: float(v) for k, v in m.items()}
+            val = _validate(config, params, valid, nval, pe, pf)
+            curve.write(shown, lr, trn, val)
+            _log(shown, trn, val, lr, out, bar)
+            last = {"step": shown, "trn": trn, "val": val, "lr": lr}
+        if shown % inp.save_freq == 0 or shown == inp.numb_steps:
+            _save(inp, output, shown, params, opt_state, config, sampler)
+        if bar is not None:
+            bar.update(1)
+    if bar is not None:
+        bar.close()
+    print(f"training finished: {inp.numb_steps - start} steps in "
+          f"{time.perf_counter() - tic:.1f} s", file=out)
+    return last
+
+
+def cli_train(args: Any) -> int:
+    """``dpa2 train INPUT --backend jax``: args has input, output, steps, restart."""
+    inp = TrainInput.from_file(args.input, getattr(args, "steps", None))
+    if inp.settings.descriptor.dtype_name == "float64" and not x64_enabled():
+        jax.config.update("jax_enable_x64", True)
+        print("note: precision float64 -> jax_enable_x64 switched on for this run")
+    restart = getattr(args, "restart", None)
+    train(inp, Path(getattr(args, "output", None) or "."),
+          None if restart is None else Path(restart))
+    return 0

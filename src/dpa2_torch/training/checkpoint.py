@@ -1,0 +1,64 @@
+"""Our training checkpoints, and loading any model file into an :class:`EnergyModel`.
+
+A checkpoint is a plain dict (loadable with ``torch.load(..., weights_only=True)``):
+``{"format": "dpa2_torch", "version", "step", "model": state_dict, "optimizer":
+state_dict, "input": the deepmd-kit training input, "data": sampler state}``; the
+model is rebuilt from the input's ``model`` section and then filled from the state dict.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import torch
+
+from dpa2_core.training.settings import ModelSettings
+
+from ..deepmd_io import is_checkpoint
+from ..descriptor import DescrptDPA2
+from ..model import EnergyModel
+
+__all__ = ["build_model", "load_model", "save_checkpoint"]
+
+FORMAT, VERSION = "dpa2_torch", 1
+
+
+def build_model(settings: ModelSettings) -> EnergyModel:
+    """A freshly initialised model from the settings of a deepmd-kit input's ``model``
+    section (:class:`dpa2_core.training.settings.ModelSettings`: configs and seeds)."""
+    descriptor = DescrptDPA2(settings.descriptor, seed=settings.descriptor_seed)
+    return EnergyModel(descriptor, settings.fitting, seed=settings.fitting_seed)
+
+
+def save_checkpoint(path: str | os.PathLike, model: EnergyModel, optimizer, step: int,
+                    raw_input: dict, data_state: dict | None = None) -> Path:
+    path = Path(path)
+    state = {"format": FORMAT, "version": VERSION, "step": int(step),
+             "model": model.state_dict(), "input": raw_input, "data": data_state,
+             "optimizer": None if optimizer is None else optimizer.state_dict()}
+    tmp = path.with_suffix(path.suffix + ".tmp")
+    torch.save(state, tmp)
+    os.replace(tmp, path)
+    return path
+
+
+def _is_ours(path: Path) -> dict | None:
+    try:
+        ckpt = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception:  # noqa: BLE001 - not a torch file we can read: let deepmd paths try
+        return None
+    return ckpt if isinstance(ckpt, dict) and ckpt.get("format") == FORMAT else None
+
+
+def load_model(source: str | os.PathLike, head: str | None = None) -> EnergyModel:
+    """EnergyModel from our checkpoint, a deepmd-kit .pt checkpoint or a .dp/.yaml/.json."""
+    path = Path(source)
+    if not path.is_file():
+        raise FileNotFoundError(f"model={str(path)!r}: no such file")
+    ckpt = _is_ours(path) if is_checkpoint(path) else None
+    if ckpt is None:
+        return EnergyModel.from_deepmd(path, head)
+    model = build_model(ModelSettings.from_input(ckpt["input"]["model"]))
+    model.load_state_dict(ckpt["model"])
+    return model

@@ -1,0 +1,61 @@
+"""Data-parallel set-up from ``torchrun``'s environment (gloo on CPU, nccl on GPU)."""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+
+import torch
+import torch.distributed as dist
+
+__all__ = ["DistInfo", "finish", "init_from_env", "wrap"]
+
+
+@dataclasses.dataclass(frozen=True)
+class DistInfo:
+    """rank / world_size of this process, and the device it trains on."""
+
+    rank: int = 0
+    world_size: int = 1
+    device: torch.device = torch.device("cpu")
+    owns_group: bool = False
+
+    @property
+    def is_main(self) -> bool:
+        return self.rank == 0
+
+
+def init_from_env(device: str | None = None) -> DistInfo:
+    """Join the process group that ``torchrun`` describes (``WORLD_SIZE`` > 1), else run
+    single-process. The device is ``device``, else ``cuda:LOCAL_RANK`` when CUDA exists."""
+    local_rank = int(os.environ.get("LOCAL_RANK", 0))
+    if device is not None:
+        dev = torch.device(device)
+    else:
+        dev = torch.device(f"cuda:{local_rank}") if torch.cuda.is_available() else \
+            torch.device("cpu")
+    world = int(os.environ.get("WORLD_SIZE", 1))
+    if world <= 1 and not dist.is_initialized():
+        return DistInfo(device=dev)
+    owns = False
+    if not dist.is_initialized():
+        if dev.type == "cuda":
+            torch.cuda.set_device(dev)
+        dist.init_process_group("nccl" if dev.type == "cuda" else "gloo")
+        owns = True
+    return DistInfo(dist.get_rank(), dist.get_world_size(), dev, owns)
+
+
+def wrap(model: torch.nn.Module, info: DistInfo) -> torch.nn.Module:
+    """``DistributedDataParallel`` around ``model`` when there is more than one process."""
+    if info.world_size == 1:
+        return model
+    from torch.nn.parallel import DistributedDataParallel
+
+    ids = [info.device.index] if info.device.type == "cuda" else None
+    return DistributedDataParallel(model, device_ids=ids)
+
+
+def finish(info: DistInfo) -> None:
+    if info.owns_group and dist.is_initialized():
+        dist.destroy_process_group()

@@ -1,0 +1,37 @@
+"""Statistics before training, set on the model: the descriptor's davg/dstd and out_bias.
+
+Computed by :func:`dpa2_core.training.statistics.training_statistics` (deepmd-kit's rule: the first
+``data_stat_nbatch`` batches of every training system); this module only writes the
+results into the model's buffers.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+
+from dpa2_core.training.statistics import training_statistics
+
+from ..model import EnergyModel
+from .batches import DataSet
+
+__all__ = ["BLOCKS", "set_statistics"]
+
+BLOCKS = ("repinit", "three_body", "repformer")
+
+
+def set_statistics(model: EnergyModel, data: DataSet, nbatch: int,
+                   rcond: float | None = None) -> str:
+    """Fill davg/dstd and ``out_bias`` of ``model`` from ``data``; a one-line summary."""
+    desc = model.descriptor
+    new, bias = training_statistics(desc.numpy_params(), desc.config, data.frames(),
+                                    data.sizes, nbatch, rcond)
+    with torch.no_grad():
+        for block in BLOCKS:
+            if block in new:
+                for key in ("davg", "dstd"):
+                    buf = getattr(getattr(desc, block), key)
+                    buf.copy_(torch.as_tensor(np.asarray(new[block][key])).to(buf))
+        model.out_bias.copy_(torch.as_tensor(bias).to(model.out_bias))
+    return (f"energy bias per type: {np.round(bias, 6).tolist()}; descriptor statistics "
+            f"from {nbatch} batch(es) of each of {len(data.sizes)} system(s)")
