@@ -59,7 +59,7 @@ def make_chunk(config: ModelConfig, spec: neighbor.NeighborSpec, atype, mass, dt
     """jit: (params, state) -> (state, per-step [potential, kinetic], rebuilds)."""
 
     def potential(params, coord, nbrs):
-        ce, ae, mp, nl = neighbor.extend(spec, nbrs, coord, atype)
+        ce, ae, mp, nl = neighbor.descriptor_inputs(spec, nbrs, coord, atype)
         return jnp.sum(atom_energy(params, config, ce, ae, nl, mp))
 
     energy_and_grad = jax.value_and_grad(potential, argnums=1)

@@ -29,15 +29,14 @@ import jax.numpy as jnp
 import numpy as np
 
 from dpa2_core.array_api import Array
-from dpa2_core.neighbors.cells import check_cell, check_images
+from dpa2_core.neighbors.cells import check_cell, check_images, fold_into_cell
+from dpa2_core.neighbors.reference import candidates, sorted_list, within_cutoff
 from dpa2_core.neighbors.reference import image_shifts as dense_image_shifts
 
 from .descriptor import as_jax
 
-__all__ = [
-    "allocate", "extend", "image_shifts", "needs_rebuild", "NeighborList", "NeighborSpec",
-    "update",
-]
+__all__ = ["NeighborList", "NeighborSpec", "allocate", "descriptor_inputs", "image_shifts",
+           "needs_rebuild", "update"]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -93,12 +92,12 @@ def image_shifts(box: np.ndarray | None, cutoff: float) -> tuple[tuple[int, int,
     return tuple(tuple(row) for row in dense_image_shifts(cell, periodic, cutoff).tolist())
 
 
-def _wrap_offset(coord: Array, box: Array, periodic: bool) -> Array:
-    """-floor(s) @ box with s the fractional coordinates: coord + offset lies in the cell."""
+def _fold_offset(coord: Array, box: Array, periodic: bool) -> Array:
+    """The offset that folds coord (nloc, 3) into the cell
+    (:func:`dpa2_core.neighbors.cells.fold_into_cell`); fixed between builds."""
     if not periodic:
         return jnp.zeros_like(coord)
-    frac = coord @ jnp.linalg.inv(box)
-    return -jnp.floor(frac) @ box
+    return fold_into_cell(jnp, coord[None], box[None], (True, True, True))[0] - coord
 
 
 def _extended(spec: NeighborSpec, coord: Array, offset: Array, box: Array) -> Array:
@@ -108,27 +107,27 @@ def _extended(spec: NeighborSpec, coord: Array, offset: Array, box: Array) -> Ar
 
 
 def _pair_mask(spec: NeighborSpec, coord, atype, offset, box) -> tuple[Array, Array]:
-    """Candidate mask (nloc, nall) and squared distances, no gradient."""
+    """Candidate mask (nloc, nall) and squared distances, no gradient (the core's rule,
+    :func:`dpa2_core.neighbors.reference.candidates`, at the candidate cutoff)."""
     coord = jax.lax.stop_gradient(coord)
     nloc = coord.shape[0]
     ext = _extended(spec, coord, offset, box)
-    d = ext[None, :, :] - (coord + offset)[:, None, :]
-    d2 = jnp.sum(d * d, axis=-1)
-    j = jnp.arange(ext.shape[0])
     atype_ext = jnp.tile(atype, len(spec.shifts))
-    ok = (jnp.sqrt(d2) <= spec.cutoff) & (j[None, :] != jnp.arange(nloc)[:, None])
-    ok = ok & (atype_ext[None, :] >= 0) & (atype[:, None] >= 0)
-    return ok, d2
+    ok, d2 = candidates(jnp, ext[None], atype_ext[None], nloc, spec.cutoff)
+    return ok[0], d2[0]
 
 
 def _build(spec: NeighborSpec, coord, atype, box, did_overflow) -> NeighborList:
     periodic = len(spec.shifts) > 1 or spec.shifts[0] != (0, 0, 0)
-    offset = _wrap_offset(jax.lax.stop_gradient(coord), box, periodic)
+    offset = _fold_offset(jax.lax.stop_gradient(coord), box, periodic)
     ok, d2 = _pair_mask(spec, coord, atype, offset, box)
     count = jnp.max(jnp.sum(ok, axis=1), initial=0)
     k = min(spec.capacity, ok.shape[1])
     key, idx = jax.lax.top_k(jnp.where(ok, -d2, -jnp.inf), k)
-    idx = jnp.where(key > -jnp.inf, idx, -1)
+    # candidates in extended-index order: a stable sort by distance then breaks ties by
+    # index, the core's sort rule
+    idx = jnp.sort(jnp.where(key > -jnp.inf, idx, ok.shape[1]), axis=1)
+    idx = jnp.where(idx < ok.shape[1], idx, -1)
     if k < spec.capacity:
         idx = jnp.pad(idx, ((0, 0), (0, spec.capacity - k)), constant_values=-1)
     overflow = did_overflow | (count > spec.capacity)
@@ -152,7 +151,7 @@ def allocate(coord, atype, rcut: float, nsel: int, box=None, *, skin: float = 0.
     box_j = jnp.zeros((3, 3), coord.dtype) if box is None else as_jax(box, "box").reshape(3, 3)
     probe = NeighborSpec(float(rcut), int(nsel), float(skin), 1, shifts)
     if capacity is None:
-        offset = _wrap_offset(coord, box_j, box is not None)
+        offset = _fold_offset(coord, box_j, box is not None)
         ok, _ = _pair_mask(probe, coord, atype, offset, box_j)
         most = int(jnp.max(jnp.sum(ok, axis=1), initial=0))
         capacity = max(1, math.ceil(capacity_multiplier * most))
@@ -181,27 +180,25 @@ def update(spec: NeighborSpec, nbrs: NeighborList, coord: Array, atype: Array,
     )
 
 
-def extend(spec: NeighborSpec, nbrs: NeighborList, coord: Array, atype: Array
-           ) -> tuple[Array, Array, Array, Array]:
+def descriptor_inputs(spec: NeighborSpec, nbrs: NeighborList, coord: Array, atype: Array
+                      ) -> tuple[Array, Array, Array, Array]:
     """Descriptor inputs of one frame: coord_ext (nall, 3), atype_ext (nall,),
     mapping (nall,), nlist (nloc, nsel) sorted by current distance, -1 beyond rcut.
 
-    coord_ext is differentiable in ``coord`` (every periodic image moves with its atom).
+    coord_ext is differentiable in ``coord`` (every periodic image moves with its atom);
+    the list follows the core's cutoff and sort rules
+    (:func:`dpa2_core.neighbors.reference.sorted_list`) over the candidates.
     """
     nloc = coord.shape[0]
     ns = len(spec.shifts)
     coord_ext = _extended(spec, coord, nbrs.offset, nbrs.box)
-    valid = nbrs.idx >= 0
-    idx = jnp.where(valid, nbrs.idx, 0)
+    idx = jnp.where(nbrs.idx >= 0, nbrs.idx, 0)
     fixed = jax.lax.stop_gradient(coord_ext)
     d = fixed[idx] - fixed[:nloc, None, :]
     d2 = jnp.sum(d * d, axis=-1)
-    key = jnp.where(valid & (jnp.sqrt(d2) <= spec.rcut), d2, jnp.inf)  # r, as deepmd-kit
-    width = min(spec.nsel, spec.capacity)
-    order = jnp.argsort(key, axis=1, stable=True)[:, :width]
-    nlist = jnp.where(jnp.isfinite(jnp.take_along_axis(key, order, axis=1)),
-                      jnp.take_along_axis(nbrs.idx, order, axis=1), -1)
-    if width < spec.nsel:
-        nlist = jnp.pad(nlist, ((0, 0), (0, spec.nsel - width)), constant_values=-1)
+    valid = (nbrs.idx >= 0) & within_cutoff(jnp, d2, spec.rcut)
+    slot = sorted_list(jnp, valid[None], d2[None], spec.nsel)[0]  # (nloc, nsel) candidate slot
+    picked = jnp.take_along_axis(nbrs.idx, jnp.where(slot >= 0, slot, 0), axis=1)
+    nlist = jnp.where(slot >= 0, picked, -1)
     mapping = jnp.tile(jnp.arange(nloc, dtype=nlist.dtype), ns)
     return coord_ext, jnp.tile(atype, ns), mapping, nlist

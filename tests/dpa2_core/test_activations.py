@@ -20,7 +20,7 @@ def test_values_match_deepmd(name):
     x = np.linspace(-60.0, 60.0, 2401)
     theirs = get_activation_fn(name)(x)
     # atol: deepmd's softplus log(1 + e^x) loses the tail below 1e-16 that log1p keeps
-    np.testing.assert_allclose(activation(name, np, x), theirs, rtol=1e-14, atol=2e-16)
+    np.testing.assert_allclose(activation(np, name, x), theirs, rtol=1e-14, atol=2e-16)
 
 
 @pytest.mark.parametrize("name", NAMES)
@@ -30,6 +30,6 @@ def test_finite_values_and_gradients_at_extremes(name):
     torch = pytest.importorskip("torch")
     x = torch.tensor(X, requires_grad=True)
     with torch.autograd.detect_anomaly():
-        y = activation(name, torch, x)
+        y = activation(torch, name, x)
         (g,) = torch.autograd.grad(y.sum(), x)
     assert torch.isfinite(y).all() and torch.isfinite(g).all()

@@ -102,7 +102,7 @@ def test_the_lint_catches_impurities():
             "    z = xp.nonzero(m)\n    d = {}\n    d['a'] = x\n    return x\n")
     found = impurities(ast.parse(code))
     assert [f.split(": ")[1] for f in found] == [
-        "augmented assignment", "item assignment (in-place update)", "boolean-mask indexing",
+        "item assignment (in-place update)", "augmented assignment", "boolean-mask indexing",
         "nonzero (value-dependent shape)"]
 
 

@@ -13,7 +13,7 @@ from dpa2_jax import neighbor
 
 CONFIG = dc.DPA2Config.from_dict(tiny_dict({"nsel": 80}, repformer={"nlayers": 1}))
 update = jax.jit(neighbor.update, static_argnums=0)
-extend = jax.jit(neighbor.extend, static_argnums=0)
+extend = jax.jit(neighbor.descriptor_inputs, static_argnums=0)
 
 
 def _frame(name: str):

@@ -83,6 +83,6 @@ def check_activation(key: str, name: Any) -> None:
         ) from None
 
 
-def activation(name: str, xp: Any, x: Array) -> Array:
+def activation(xp: Any, name: str, x: Array) -> Array:
     """Apply the activation called ``name`` (case-insensitive) to ``x``."""
     return _parse(name)(xp, x)

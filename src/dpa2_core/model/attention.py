@@ -7,9 +7,9 @@ layouts of deepmd's projections are undone by reshape + permute.
 from __future__ import annotations
 
 import math
-from typing import Any
 
-from .._compat import Array
+from .._compat import Array, Namespace
+from .config import RepformerConfig
 from .layers import dense, layer_norm
 
 __all__ = ["atten2_ev_apply", "atten2_map", "atten2_mh_apply", "local_atten", "SHIFT"]
@@ -17,7 +17,7 @@ __all__ = ["atten2_ev_apply", "atten2_map", "atten2_mh_apply", "local_atten", "S
 SHIFT = 20.0
 
 
-def _heads(xp: Any, x: Array, width: int, nh: int) -> Array:
+def _heads(xp: Namespace, x: Array, width: int, nh: int) -> Array:
     """(..., S, width*nh) with channel ``c*nh + h`` -> (..., nh, S, width)."""
     x = xp.reshape(x, (*x.shape[:-1], width, nh))
     nd = x.ndim
@@ -25,26 +25,27 @@ def _heads(xp: Any, x: Array, width: int, nh: int) -> Array:
     return xp.permute_dims(x, axes)
 
 
-def _softmax(xp: Any, x: Array) -> Array:
+def _softmax(xp: Namespace, x: Array) -> Array:
     x = x - xp.max(x, axis=-1, keepdims=True)
     e = xp.exp(x)
     return e / xp.sum(e, axis=-1, keepdims=True)
 
 
-def _hard_mask(xp: Any, logits: Array, valid: Array) -> Array:
+def _hard_mask(xp: Namespace, logits: Array, valid: Array) -> Array:
     """Invalid keys get the most negative finite value (not -inf): the same weights for
     rows with a valid key, and no NaN (forward or backward) for rows without one."""
     return xp.where(valid, logits, xp.full_like(logits, xp.finfo(logits.dtype).min))
 
 
-def atten2_map(xp, p, cfg, smooth: bool, g2, h2, sw, valid) -> Array:
+def atten2_map(xp: Namespace, p: dict, cfg: RepformerConfig, smooth: bool, g2: Array, h2: Array,
+               sw: Array, valid: Array) -> Array:
     """Pair attention weights A (nf, nloc, nh, S, S), the h2 Gram factor included.
 
     g2: (nf, nloc, S, g2d); h2: (nf, nloc, S, 3); sw: (nf, nloc, S); valid: bool like sw.
     Per-pair factors are formed on (nf, nloc, 1, S, S) and broadcast over heads once.
     """
     nd, nh = cfg.attn2_hidden, cfg.attn2_nhead
-    qk = _heads(xp, dense(p["mapqk"], g2, xp), nd, 2 * nh)  # (nf, nloc, 2nh, S, nd)
+    qk = _heads(xp, dense(xp, p["mapqk"], g2), nd, 2 * nh)  # (nf, nloc, 2nh, S, nd)
     q, k = qk[:, :, :nh, ...], qk[:, :, nh:, ...]
     logits = xp.matmul(q / math.sqrt(nd), xp.matrix_transpose(k))  # (nf, nloc, nh, S, S)
     gram = xp.matmul(h2, xp.matrix_transpose(h2))[:, :, None, ...]  # (nf, nloc, 1, S, S)
@@ -62,30 +63,42 @@ def atten2_map(xp, p, cfg, smooth: bool, g2, h2, sw, valid) -> Array:
     return xp.where(both_ok, prob, xp.zeros_like(prob)) * (gram / math.sqrt(3.0))
 
 
-def atten2_mh_apply(xp, p, p_ln, cfg, attn, g2) -> Array:
-    """Multi-head value mixing of g2, head-minor concat, head_map, then layer norm."""
+def atten2_mh_apply(xp: Namespace, p: dict, p_ln: dict, cfg: RepformerConfig, attn: Array,
+                    g2: Array) -> Array:
+    """Multi-head value mixing of g2, head-minor concat, head_map, then layer norm.
+
+    attn: (nf, nloc, nh, S, S); g2: (nf, nloc, S, g2d). Returns (nf, nloc, S, g2d).
+    """
     nh = cfg.attn2_nhead
-    v = _heads(xp, dense(p["mapv"], g2, xp), g2.shape[-1], nh)  # (nf, nloc, nh, S, g2d)
+    v = _heads(xp, dense(xp, p["mapv"], g2), g2.shape[-1], nh)  # (nf, nloc, nh, S, g2d)
     out = xp.matmul(attn, v)
     nf, nloc, _, nsel, g2d = out.shape
     out = xp.reshape(xp.permute_dims(out, (0, 1, 3, 4, 2)), (nf, nloc, nsel, g2d * nh))
-    return layer_norm(p_ln, dense(p["head_map"], out, xp), xp, cfg.ln_eps)
+    return layer_norm(xp, p_ln, dense(xp, p["head_map"], out), cfg.ln_eps)
 
 
-def atten2_ev_apply(xp, p, attn, h2) -> Array:
-    """Equivariant h2 update: per-head attention sums of h2, mixed by head_map (nh -> 1)."""
+def atten2_ev_apply(xp: Namespace, p: dict, attn: Array, h2: Array) -> Array:
+    """Equivariant h2 update: per-head attention sums of h2, mixed by head_map (nh -> 1).
+
+    attn: (nf, nloc, nh, S, S); h2: (nf, nloc, S, 3). Returns (nf, nloc, S, 3).
+    """
     u = xp.matmul(attn, h2[:, :, None, ...])  # (nf, nloc, nh, S, 3)
     u = xp.permute_dims(u, (0, 1, 3, 4, 2))  # (nf, nloc, S, 3, nh)
-    return dense(p["head_map"], u, xp)[..., 0]
+    return dense(xp, p["head_map"], u)[..., 0]
 
 
-def local_atten(xp, p, cfg, smooth: bool, g1, gg1, sw, valid) -> Array:
-    """Centre-to-neighbor attention on g1. g1: (nf, nloc, g1d); gg1: (nf, nloc, S, g1d)."""
+def local_atten(xp: Namespace, p: dict, cfg: RepformerConfig, smooth: bool, g1: Array,
+                gg1: Array, sw: Array, valid: Array) -> Array:
+    """Centre-to-neighbor attention on g1 (§10.5).
+
+    g1: (nf, nloc, g1d); gg1: (nf, nloc, S, g1d); sw: (nf, nloc, S); valid: (nf, nloc, S)
+    bool. Returns (nf, nloc, g1d).
+    """
     nd, nh = cfg.attn1_hidden, cfg.attn1_nhead
     nf, nloc, ni = g1.shape
-    q = xp.reshape(dense(p["mapq"], g1, xp), (nf, nloc, nd, nh))
+    q = xp.reshape(dense(xp, p["mapq"], g1), (nf, nloc, nd, nh))
     q = xp.permute_dims(q, (0, 1, 3, 2))[:, :, :, None, :]  # (nf, nloc, nh, 1, nd)
-    kv = _heads(xp, dense(p["mapkv"], gg1, xp), nd + ni, nh)  # (nf, nloc, nh, S, nd+ni)
+    kv = _heads(xp, dense(xp, p["mapkv"], gg1), nd + ni, nh)  # (nf, nloc, nh, S, nd+ni)
     k, v = kv[..., :nd], kv[..., nd:]
     logits = xp.matmul(q / math.sqrt(nd), xp.matrix_transpose(k))  # (nf, nloc, nh, 1, S)
     weight = sw[:, :, None, None, :]
@@ -96,4 +109,4 @@ def local_atten(xp, p, cfg, smooth: bool, g1, gg1, sw, valid) -> Array:
         prob = _softmax(xp, _hard_mask(xp, logits, ok))
         prob = xp.where(ok, prob, xp.zeros_like(prob))
     out = xp.reshape(xp.matmul(prob, v), (nf, nloc, nh * ni))  # head-major concat
-    return dense(p["head_map"], out, xp)
+    return dense(xp, p["head_map"], out)

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from typing import NamedTuple
 
-from .._compat import Array, dtype_of, namespace
+from .._compat import Array, Namespace, dtype_of, namespace
 from .checks import check_shapes, check_values
 from .config import DPA2Config
-from .env_mat import geometry, pad_nlist, sub_list, type_index
+from .env_mat import Geometry, geometry, pad_nlist, sub_list, type_index
 from .layers import dense
 from .repformer import repformer
 from .repinit import repinit, three_body
@@ -27,8 +27,13 @@ class DescriptorOutput(NamedTuple):
     sw: Array
 
 
-def _glue(xp, params, config: DPA2Config, geo, lists, atype_ext, tebd_ext, table) -> Array:
-    """Repinit [+ three-body], shape transform and optional type-embedding add: (nf, nloc, g1d)."""
+def _glue(xp: Namespace, params: dict, config: DPA2Config, geo: Geometry, lists: dict,
+          atype_ext: Array, tebd_ext: Array, table: Array) -> Array:
+    """Repinit [+ three-body], shape transform and optional type-embedding add (§9).
+
+    lists: ``{(rcut, nsel): (nf, nloc, nsel) sub-list}``; atype_ext: (nf, nall);
+    tebd_ext: (nf, nall, tebd); table: (nt+1, tebd). Returns (nf, nloc, g1d).
+    """
     ri = config.repinit
     g = repinit(xp, config, params["repinit"], geo, lists[(ri.rcut, ri.nsel)], atype_ext,
                 tebd_ext, table)
@@ -38,9 +43,9 @@ def _glue(xp, params, config: DPA2Config, geo, lists, atype_ext, tebd_ext, table
                         tebd_ext, table)
         g = xp.concat([g, g3], axis=-1)
     if "g1_shape_transform" in params:
-        g = dense(params["g1_shape_transform"], g, xp)
+        g = dense(xp, params["g1_shape_transform"], g)
     if config.add_tebd_to_repinit_out:
-        g = g + dense(params["tebd_transform"], tebd_ext[:, : g.shape[1], ...], xp)
+        g = g + dense(xp, params["tebd_transform"], tebd_ext[:, : g.shape[1], ...])
     return g
 
 
@@ -76,7 +81,7 @@ def descriptor(
     nlist = pad_nlist(xp, nlist, config.nsel)
     geo = geometry(xp, coord, nlist)
     lists = {(rc, ns): sub_list(xp, nlist, geo.r2, rc, ns) for rc, ns in config.sub_lists()}
-    table = type_embedding_table(params["type_embedding"], config, xp)
+    table = type_embedding_table(xp, params["type_embedding"], config)
     tebd_ext = xp.take(table, xp.reshape(type_index(xp, atype_ext, config.ntypes), (-1,)), axis=0)
     tebd_ext = xp.reshape(tebd_ext, (*atype_ext.shape, table.shape[-1]))
     g = _glue(xp, params, config, geo, lists, atype_ext, tebd_ext, table)

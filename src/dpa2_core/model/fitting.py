@@ -117,8 +117,8 @@ def atomic_energy(params: dict, cfg: FittingConfig, desc: Array, atype: Array,
     x = desc
     act = cfg.activation_function
     for p in params["layers"][:-1]:
-        x = dense(p, x, xp, act=act, resnet=True)
-    e = dense(params["layers"][-1], x, xp)[..., 0]
+        x = dense(xp, p, x, act=act, resnet=True)
+    e = dense(xp, params["layers"][-1], x)[..., 0]
     real = atype >= 0
     idx = xp.reshape(xp.where(real, atype, xp.zeros_like(atype)), (-1,))
 

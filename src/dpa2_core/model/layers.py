@@ -17,7 +17,7 @@ __all__ = ["dense", "dense_split", "embedding_net", "layer_norm", "skips"]
 Params = dict[str, Any]
 
 
-def dense(p: Params, x: Array, xp: Any, act: str = "none", resnet: bool = False) -> Array:
+def dense(xp: Any, p: Params, x: Array, act: str = "none", resnet: bool = False) -> Array:
     """``act(x @ w + b) * idt`` plus the deepmd skip rule (out == in or 2*in).
 
     x: (..., in) -> (..., out).
@@ -27,7 +27,7 @@ def dense(p: Params, x: Array, xp: Any, act: str = "none", resnet: bool = False)
     z = xp.reshape(xp.matmul(xp.reshape(x, (-1, w.shape[0])), w), (*x.shape[:-1], w.shape[1]))
     if "b" in p:
         z = z + p["b"]
-    z = activation(act, xp, z)
+    z = activation(xp, act, z)
     if "idt" in p:
         z = z * p["idt"]
     if resnet:
@@ -40,14 +40,14 @@ def dense(p: Params, x: Array, xp: Any, act: str = "none", resnet: bool = False)
     return z
 
 
-def embedding_net(layers: list[Params], x: Array, xp: Any, act: str) -> Array:
+def embedding_net(xp: Any, layers: list[Params], x: Array, act: str) -> Array:
     """Chain of resnet dense layers with the net's activation. x: (..., in) -> (..., neuron[-1])."""
     for p in layers:
-        x = dense(p, x, xp, act=act, resnet=True)
+        x = dense(xp, p, x, act=act, resnet=True)
     return x
 
 
-def layer_norm(p: Params, x: Array, xp: Any, eps: float) -> Array:
+def layer_norm(xp: Any, p: Params, x: Array, eps: float) -> Array:
     """Normalise the last axis with the biased variance, then scale ``w`` and shift ``b``."""
     mean = xp.mean(x, axis=-1, keepdims=True)
     centered = x - mean
@@ -61,7 +61,7 @@ def skips(p: Params) -> bool:
     return n_out in (n_in, 2 * n_in)
 
 
-def dense_split(p: Params, parts: list[Array], xp: Any, act: str) -> Array:
+def dense_split(xp: Any, p: Params, parts: list[Array], act: str) -> Array:
     """``dense(p, concat(parts))`` without the concat: each part meets its rows of ``w``.
 
     ``parts`` broadcast against each other (e.g. a per-pair, a per-neighbor and a per-centre
@@ -77,5 +77,5 @@ def dense_split(p: Params, parts: list[Array], xp: Any, act: str) -> Array:
         z, start = (term if z is None else z + term), start + k
     if "b" in p:
         z = z + p["b"]
-    z = activation(act, xp, z)
+    z = activation(xp, act, z)
     return z * p["idt"] if "idt" in p else z

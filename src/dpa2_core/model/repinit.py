@@ -6,7 +6,8 @@ from typing import NamedTuple
 
 import numpy as np
 
-from .._compat import Array, gather_rows
+from .._compat import Array, Namespace, gather_rows
+from .config import DPA2Config
 from .env_mat import Geometry, env_mat, exclusion_mask, neighbor_types, type_index
 from .layers import dense_split, embedding_net, skips
 
@@ -27,8 +28,13 @@ class BlockEnv(NamedTuple):
     idx: Array
 
 
-def block_env(xp, config, params, geo: Geometry, nlist, atype_ext, rcut, rcut_smth) -> BlockEnv:
-    """Env-mat first, exclusion after: empty slots keep their ``-davg/dstd`` residual."""
+def block_env(xp: Namespace, config: DPA2Config, params: dict, geo: Geometry, nlist: Array,
+              atype_ext: Array, rcut: float, rcut_smth: float) -> BlockEnv:
+    """Env-mat first, exclusion after: empty slots keep their ``-davg/dstd`` residual (§5.5).
+
+    nlist: (nf, nloc, S) sub-list of the block, -1 padded; atype_ext: (nf, nall); rcut,
+    rcut_smth in Å.
+    """
     nloc = nlist.shape[1]
     valid = nlist >= 0
     rr, _, sw = env_mat(xp, geo, valid, atype_ext[:, :nloc], params["davg"], params["dstd"],
@@ -42,7 +48,7 @@ def block_env(xp, config, params, geo: Geometry, nlist, atype_ext, rcut, rcut_sm
     return BlockEnv(rr, sw, valid, idx)
 
 
-def _concat_net(xp, layers: list, parts: list, act: str) -> Array:
+def _concat_net(xp: Namespace, layers: list, parts: list[Array], act: str) -> Array:
     """Embedding net of the (broadcast) concatenation of ``parts`` (concat input mode).
 
     The first layer is applied part by part, so the wide pair input is never built.
@@ -50,11 +56,12 @@ def _concat_net(xp, layers: list, parts: list, act: str) -> Array:
     if skips(layers[0]):
         shape = np.broadcast_shapes(*(tuple(x.shape[:-1]) for x in parts))
         full = [xp.broadcast_to(x, (*shape, x.shape[-1])) for x in parts]
-        return embedding_net(layers, xp.concat(full, axis=-1), xp, act)
-    return embedding_net(layers[1:], dense_split(layers[0], parts, xp, act), xp, act)
+        return embedding_net(xp, layers, xp.concat(full, axis=-1), act)
+    return embedding_net(xp, layers[1:], dense_split(xp, layers[0], parts, act), act)
 
 
-def _pair_table(xp, strip_net, tebd_table, act, centre_first: bool) -> Array:
+def _pair_table(xp: Namespace, strip_net: list, tebd_table: Array, act: str,
+                centre_first: bool) -> Array:
     """((nt+1)**2, ng) strip-net outputs for every ordered type pair.
 
     Row ``a*(nt+1) + b`` holds Net([T[a], T[b]]) (``centre_first``) or Net([T[b], T[a]]).
@@ -63,14 +70,16 @@ def _pair_table(xp, strip_net, tebd_table, act, centre_first: bool) -> Array:
     first = xp.broadcast_to(tebd_table[:, None, :], (ntp, ntp, tebd))
     second = xp.broadcast_to(tebd_table[None, :, :], (ntp, ntp, tebd))
     pair = [first, second] if centre_first else [second, first]
-    return embedding_net(strip_net, xp.reshape(xp.concat(pair, axis=-1), (ntp * ntp, 2 * tebd)),
-                         xp, act)
+    pairs = xp.reshape(xp.concat(pair, axis=-1), (ntp * ntp, 2 * tebd))
+    return embedding_net(xp, strip_net, pairs, act)
 
 
-def repinit(xp, config, params, geo: Geometry, nlist, atype_ext, tebd_ext, tebd_table) -> Array:
-    """Repinit output (nf, nloc, ng * axis_neuron), ``ng``-major flattening.
+def repinit(xp: Namespace, config: DPA2Config, params: dict, geo: Geometry, nlist: Array,
+            atype_ext: Array, tebd_ext: Array, tebd_table: Array) -> Array:
+    """Repinit output (nf, nloc, ng * axis_neuron), ``ng``-major flattening (§7).
 
-    nlist: (nf, nloc, S_i) sub-list; tebd_ext: (nf, nall, tebd); tebd_table: (nt+1, tebd).
+    nlist: (nf, nloc, S_i) sub-list; atype_ext: (nf, nall); tebd_ext: (nf, nall, tebd);
+    tebd_table: (nt+1, tebd).
     """
     cfg = config.repinit
     act = cfg.activation_function
@@ -83,11 +92,11 @@ def repinit(xp, config, params, geo: Geometry, nlist, atype_ext, tebd_ext, tebd_
             parts.append(tebd_ext[:, :nloc, None, :])
         g = _concat_net(xp, params["embedding"], parts, act)
     else:
-        g = embedding_net(params["embedding"], ss, xp, act)
+        g = embedding_net(xp, params["embedding"], ss, act)
         ntp = config.ntypes + 1
         tj = neighbor_types(xp, atype_ext, env.idx, config.ntypes)
         if cfg.type_one_side:
-            table, pair = embedding_net(params["embedding_strip"], tebd_table, xp, act), tj
+            table, pair = embedding_net(xp, params["embedding_strip"], tebd_table, act), tj
         else:
             table = _pair_table(xp, params["embedding_strip"], tebd_table, act, False)
             ti = type_index(xp, atype_ext[:, :nloc], config.ntypes)[:, :, None]
@@ -101,8 +110,13 @@ def repinit(xp, config, params, geo: Geometry, nlist, atype_ext, tebd_ext, tebd_
     return xp.reshape(d, (nf, nloc, -1))
 
 
-def three_body(xp, config, params, geo: Geometry, nlist, atype_ext, tebd_ext, tebd_table) -> Array:
-    """Three-body output (nf, nloc, ng3) from angle features of every slot pair (§8)."""
+def three_body(xp: Namespace, config: DPA2Config, params: dict, geo: Geometry, nlist: Array,
+               atype_ext: Array, tebd_ext: Array, tebd_table: Array) -> Array:
+    """Three-body output (nf, nloc, ng3) from angle features of every slot pair (§8).
+
+    nlist: (nf, nloc, S_3) sub-list; atype_ext: (nf, nall); tebd_ext: (nf, nall, tebd);
+    tebd_table: (nt+1, tebd).
+    """
     cfg = config.repinit
     act = cfg.activation_function
     env = block_env(xp, config, params, geo, nlist, atype_ext,
@@ -115,7 +129,7 @@ def three_body(xp, config, params, geo: Geometry, nlist, atype_ext, tebd_ext, te
         parts = [angle, nei[:, :, :, None, :], nei[:, :, None, :, :]]
         g = _concat_net(xp, params["embedding"], parts, act)
     else:
-        g = embedding_net(params["embedding"], angle, xp, act)
+        g = embedding_net(xp, params["embedding"], angle, act)
         ntp = config.ntypes + 1
         tj = neighbor_types(xp, atype_ext, env.idx, config.ntypes)
         pair = tj[:, :, :, None] * ntp + tj[:, :, None, :]

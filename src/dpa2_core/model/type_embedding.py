@@ -20,10 +20,10 @@ def type_embedding_input(config: Any) -> np.ndarray:
     return np.eye(config.ntypes, dtype=np.float64)
 
 
-def type_embedding_table(params: list[dict], config: Any, xp: Any) -> Array:
+def type_embedding_table(xp: Any, params: list[dict], config: Any) -> Array:
     """(ntypes + 1, tebd) table; the last row is the zero padding row of virtual atoms."""
     w = params[0]["w"]
     inputs = xp.asarray(type_embedding_input(config), dtype=w.dtype, device=device(w))
-    table = embedding_net(params, inputs, xp, "linear")
+    table = embedding_net(xp, params, inputs, "linear")
     pad = xp.zeros((1, table.shape[1]), dtype=table.dtype, device=device(table))
     return xp.concat([table, pad], axis=0)

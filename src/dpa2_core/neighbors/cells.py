@@ -13,11 +13,11 @@ from typing import Any, NamedTuple
 
 import numpy as np
 
-from .._compat import to_numpy
+from .._compat import Array, Namespace, device, to_numpy
 
 __all__ = [
-    "check_cell", "check_images", "check_structure", "complete_cell", "DEGENERATE_TOL",
-    "heights", "inverse", "MAX_IMAGES", "shift_vectors", "Structure", "wrap",
+    "DEGENERATE_TOL", "MAX_IMAGES", "Structure", "check_cell", "check_images", "check_structure",
+    "complete_cell", "fold_into_cell", "heights", "shift_vectors",
 ]
 
 # |det| / prod(|a_d|) below this means the periodic vectors are (nearly) linearly dependent.
@@ -140,24 +140,29 @@ def check_structure(coord: Any, atype: Any, box: Any = None, pbc: Any = None,
     return Structure(coord_np, atype_np, box_np, periodic, dtype)
 
 
-def inverse(cell: np.ndarray) -> np.ndarray:
-    """Inverse of (..., 3, 3) cells from cross products (columns a1×a2, a2×a0, a0×a1)."""
-    a0, a1, a2 = cell[..., 0, :], cell[..., 1, :], cell[..., 2, :]
-    cols = np.stack([np.cross(a1, a2), np.cross(a2, a0), np.cross(a0, a1)], axis=-1)
-    det = np.sum(a0 * cols[..., 0], axis=-1)
-    return cols / det[..., None, None]
+def _cross(xp: Namespace, a: Array, b: Array) -> Array:
+    """Row-wise cross product of (..., 3) arrays (``linalg.cross`` is an extension)."""
+    a0, a1, a2 = a[..., 0], a[..., 1], a[..., 2]
+    b0, b1, b2 = b[..., 0], b[..., 1], b[..., 2]
+    return xp.stack([a1 * b2 - a2 * b1, a2 * b0 - a0 * b2, a0 * b1 - a1 * b0], axis=-1)
 
 
-def wrap(coord: np.ndarray, cell: np.ndarray, periodic: tuple[bool, bool, bool]) -> np.ndarray:
-    """Fold positions into the cell along periodic axes: s -> s mod 1, in [0, 1).
+def fold_into_cell(xp: Namespace, coord: Array, cell: Array,
+                   periodic: tuple[bool, bool, bool]) -> Array:
+    """The one folding rule: positions into the cell along periodic axes, s -> s mod 1 in
+    [0, 1) (array API; the neighbor-list engines and the in-jit JAX list all use it).
 
-    coord: (nloc, 3); cell: (3, 3) invertible -> (nloc, 3).
+    coord: (nf, nloc, 3) Å; cell: (nf, 3, 3) invertible, rows = lattice vectors. The
+    fractional coordinates come from cross products (``linalg.inv`` is an extension).
     """
-    frac = coord @ inverse(cell)
-    folded = frac - np.floor(frac)
-    folded = np.where(folded >= 1.0, folded - 1.0, folded)
-    frac = np.where(np.asarray(periodic)[None, :], folded, frac)
-    return frac @ cell
+    a0, a1, a2 = cell[:, 0, :], cell[:, 1, :], cell[:, 2, :]
+    cols = xp.stack([_cross(xp, a1, a2), _cross(xp, a2, a0), _cross(xp, a0, a1)], axis=-1)
+    det = xp.sum(a0 * cols[..., 0], axis=-1)
+    frac = xp.matmul(coord, cols / det[:, None, None])  # (nf, nloc, 3)
+    folded = frac - xp.floor(frac)
+    folded = xp.where(folded >= 1.0, folded - 1.0, folded)
+    mask = xp.asarray(list(periodic), device=device(coord))
+    return xp.matmul(xp.where(mask, folded, frac), cell)
 
 
 def heights(cell: np.ndarray) -> np.ndarray:

@@ -10,14 +10,14 @@ Memory is O(nf · nloc · nall); use the vesin engine beyond a few thousand atom
 from __future__ import annotations
 
 import math
-from typing import Any
 
 import numpy as np
 
-from .._compat import Array, device, to_numpy
-from .cells import heights
+from .._compat import Array, Namespace, device, to_numpy
+from .cells import fold_into_cell, heights
 
-__all__ = ["dense_list", "extend", "image_shifts", "reference_neighbor_list", "wrap"]
+__all__ = ["candidates", "dense_list", "image_shifts", "periodic_images",
+           "reference_neighbor_list", "sorted_list", "within_cutoff"]
 
 
 def image_shifts(cell: Array | None, periodic: tuple[bool, bool, bool], rcut: float) -> np.ndarray:
@@ -36,26 +36,8 @@ def image_shifts(cell: Array | None, periodic: tuple[bool, bool, bool], rcut: fl
     return shifts[order].astype(np.int64)
 
 
-def _cross(xp: Any, a: Array, b: Array) -> Array:
-    """Row-wise cross product of (..., 3) arrays (``linalg.cross`` is an extension)."""
-    a0, a1, a2 = a[..., 0], a[..., 1], a[..., 2]
-    b0, b1, b2 = b[..., 0], b[..., 1], b[..., 2]
-    return xp.stack([a1 * b2 - a2 * b1, a2 * b0 - a0 * b2, a0 * b1 - a1 * b0], axis=-1)
-
-
-def wrap(xp: Any, coord: Array, cell: Array, periodic: tuple[bool, bool, bool]) -> Array:
-    """Fold coord (nf, nloc, 3) into cell (nf, 3, 3) along periodic axes, s in [0, 1)."""
-    a0, a1, a2 = cell[:, 0, :], cell[:, 1, :], cell[:, 2, :]
-    cols = xp.stack([_cross(xp, a1, a2), _cross(xp, a2, a0), _cross(xp, a0, a1)], axis=-1)
-    det = xp.sum(a0 * cols[..., 0], axis=-1)
-    frac = xp.matmul(coord, cols / det[:, None, None])  # (nf, nloc, 3)
-    folded = frac - xp.floor(frac)
-    folded = xp.where(folded >= 1.0, folded - 1.0, folded)
-    mask = xp.asarray(list(periodic), device=device(coord))
-    return xp.matmul(xp.where(mask, folded, frac), cell)
-
-
-def extend(xp: Any, coord: Array, atype: Array, cell: Array, shifts: np.ndarray):
+def periodic_images(xp: Namespace, coord: Array, atype: Array, cell: Array,
+                    shifts: np.ndarray) -> tuple[Array, Array, Array]:
     """Images of every local atom: coord_ext (nf, ns*nloc, 3), atype_ext, mapping (nf, ns*nloc).
 
     Offsets are ``S0*a0 + S1*a1 + S2*a2``, elementwise as in the vesin engine.
@@ -72,13 +54,14 @@ def extend(xp: Any, coord: Array, atype: Array, cell: Array, shifts: np.ndarray)
     return coord_ext, atype_ext, mapping
 
 
-def dense_list(xp: Any, coord_ext: Array, atype_ext: Array, nloc: int, rcut: float,
-               nsel: int) -> tuple[Array, Array]:
-    """Sorted mixed-type list (nf, nloc, nsel) and neighbor counts (nf, nloc).
+def candidates(xp: Namespace, coord_ext: Array, atype_ext: Array, nloc: int,
+               rcut: float) -> tuple[Array, Array]:
+    """Which extended atoms are neighbors of each local one: the one candidate rule.
 
-    Rows hold every real neighbor with sqrt(r²) <= rcut (r² as the descriptor computes it),
-    closest first, ties by extended index; then -1. Virtual atoms are never neighbors and
-    have empty rows.
+    coord_ext: (nf, nall, 3) with the local atoms first; atype_ext: (nf, nall). Returns
+    valid (nf, nloc, nall) bool (a real atom other than the centre with sqrt(r²) <= rcut,
+    r as deepmd-kit decides it; virtual atoms are never neighbors and have none) and
+    r2 (nf, nloc, nall) squared distances (Å²) as the descriptor computes them.
     """
     nall = atype_ext.shape[1]
     d = coord_ext[:, None, :, :] - coord_ext[:, :nloc, None, :]  # (nf, nloc, nall, 3)
@@ -86,19 +69,39 @@ def dense_list(xp: Any, coord_ext: Array, atype_ext: Array, nloc: int, rcut: flo
     dev = device(coord_ext)
     other = xp.arange(nall, device=dev)[None, :] != xp.arange(nloc, device=dev)[:, None]
     real = (atype_ext[:, None, :] >= 0) & (atype_ext[:, :nloc, None] >= 0)
-    valid = real & other[None, ...] & (xp.sqrt(r2) <= rcut)  # r, as deepmd-kit
+    return real & other[None, ...] & within_cutoff(xp, r2, rcut), r2
+
+
+def within_cutoff(xp: Namespace, r2: Array, rcut: float) -> Array:
+    """The cutoff rule: sqrt(r²) <= rcut, decided on r as deepmd-kit does (r² <= rcut²
+    disagrees at one ulp)."""
+    return xp.sqrt(r2) <= rcut
+
+
+def sorted_list(xp: Namespace, valid: Array, r2: Array, nsel: int) -> Array:
+    """The one sort rule: (nf, nloc, nsel) int64, closest first, ties by extended index,
+    then -1. valid, r2: (nf, nloc, nall) from :func:`candidates`."""
+    nall = valid.shape[-1]
     key = xp.where(valid, r2, xp.full_like(r2, math.inf))
     order = xp.astype(xp.argsort(key, axis=-1, stable=True), xp.int64)
     width = min(nsel, nall)
     found = xp.sort(key, axis=-1, stable=True)[..., :width] < math.inf
     nlist = xp.where(found, order[..., :width], -xp.ones_like(order[..., :width]))
     if width < nsel:
-        pad = -xp.ones((*nlist.shape[:2], nsel - width), dtype=xp.int64, device=dev)
+        pad = -xp.ones((*nlist.shape[:2], nsel - width), dtype=xp.int64, device=device(r2))
         nlist = xp.concat([nlist, pad], axis=-1)
-    return nlist, xp.sum(xp.astype(valid, xp.int64), axis=-1)
+    return nlist
 
 
-def reference_neighbor_list(xp: Any, coord: Array, atype: Array, cell: Array | None,
+def dense_list(xp: Namespace, coord_ext: Array, atype_ext: Array, nloc: int, rcut: float,
+               nsel: int) -> tuple[Array, Array]:
+    """Sorted mixed-type list (nf, nloc, nsel) (:func:`sorted_list` of :func:`candidates`)
+    and neighbor counts (nf, nloc)."""
+    valid, r2 = candidates(xp, coord_ext, atype_ext, nloc, rcut)
+    return sorted_list(xp, valid, r2, nsel), xp.sum(xp.astype(valid, xp.int64), axis=-1)
+
+
+def reference_neighbor_list(xp: Namespace, coord: Array, atype: Array, cell: Array | None,
                             periodic: tuple[bool, bool, bool], rcut: float, nsel: int):
     """(coord_ext, atype_ext, mapping, nlist, count) of a validated batch.
 
@@ -111,8 +114,8 @@ def reference_neighbor_list(xp: Any, coord: Array, atype: Array, cell: Array | N
         coord_ext, atype_ext = coord, atype
         mapping = xp.broadcast_to(local[None, :], atype.shape)
     else:
-        coord_w = wrap(xp, coord, cell, periodic)
+        coord_w = fold_into_cell(xp, coord, cell, periodic)
         shifts = image_shifts(cell, periodic, rcut)
-        coord_ext, atype_ext, mapping = extend(xp, coord_w, atype, cell, shifts)
+        coord_ext, atype_ext, mapping = periodic_images(xp, coord_w, atype, cell, shifts)
     nlist, count = dense_list(xp, coord_ext, atype_ext, nloc, rcut, nsel)
     return coord_ext, atype_ext, mapping, nlist, count

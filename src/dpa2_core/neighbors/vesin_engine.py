@@ -11,7 +11,7 @@ from typing import NamedTuple
 
 import numpy as np
 
-from .cells import shift_vectors, wrap
+from .cells import fold_into_cell, shift_vectors
 
 __all__ = [
     "frame_list", "FrameList", "import_vesin", "INSTALL_HINT", "sorted_rows", "vesin_pairs",
@@ -128,7 +128,7 @@ def frame_list(coord: np.ndarray, atype: np.ndarray, cell: np.ndarray | None,
     """
     nloc = atype.shape[0]
     if cell is not None:
-        coord = wrap(coord, cell, periodic)
+        coord = fold_into_cell(np, coord[None], cell[None], periodic)[0]
     coord = coord.astype(dtype, copy=False).astype(np.float64, copy=False)
     i, j, shifts = vesin_pairs(coord, atype, cell, periodic, _search_cutoff(coord, rcut, dtype))
     key, offsets, zero = _shift_keys(shifts, np.zeros((3, 3)) if cell is None else cell)
