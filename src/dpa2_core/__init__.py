@@ -9,11 +9,12 @@ from . import array_api, presets
 from .io.deepmd_files import dump_deepmd, load_deepmd
 from .io.deepmd_model import DeepmdModel, load_deepmd_model
 from .io.own_format import load, save
+from .io.structures import from_ase
 from .model.config import DPA2Config, RepformerConfig, RepinitConfig
 from .model.dpa2 import DescriptorOutput, descriptor
 from .model.params import init_params, is_trainable, param_spec
 from .model.type_map import change_type_map
-from .neighbors.builder import build_neighbor_list, from_ase
+from .neighbors.builder import build_neighbor_list
 from .training.statistics import compute_input_stats
 
 __all__ = [

@@ -19,6 +19,7 @@ import dpa2_core as dc
 from dpa2_core.model.params import check_params
 
 from . import _tree
+from .deepmd_io import descriptor_from_checkpoint, is_checkpoint
 from .neighbors import Neighbors, extend_coord, neighbors_for
 
 __all__ = ["as_config", "DescrptDPA2", "validate_inputs"]
@@ -63,7 +64,6 @@ class DescrptDPA2(nn.Module):
         """Load a deepmd-kit descriptor: anything :func:`dpa2_core.load_deepmd` reads, or a
         deepmd-kit PyTorch training checkpoint (``.pt``; ``head`` picks a multi-task head,
         default the only/first one)."""
-        from .deepmd_io import descriptor_from_checkpoint, is_checkpoint
 
         if is_checkpoint(source):
             config, params = descriptor_from_checkpoint(source, head)

@@ -18,6 +18,7 @@ from torch import nn
 from dpa2_core.model.fitting import FittingConfig, atomic_energy, init_fitting_params
 
 from . import _tree
+from .deepmd_io import is_checkpoint, model_from_checkpoint, model_from_file
 from .descriptor import DescrptDPA2
 from .neighbors import Neighbors, extend_coord, neighbors_for
 
@@ -65,7 +66,6 @@ class EnergyModel(nn.Module):
     def from_deepmd(cls, source: Any, head: str | None = None) -> EnergyModel:
         """A whole deepmd-kit energy model: a .dp/.yaml/.json file (or its dict) or a
         deepmd-kit PyTorch training checkpoint (``head`` selects a multi-task head)."""
-        from .deepmd_io import is_checkpoint, model_from_checkpoint, model_from_file
 
         m = model_from_checkpoint(source, head) if is_checkpoint(source) else \
             model_from_file(source)

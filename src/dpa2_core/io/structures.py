@@ -15,9 +15,13 @@ from typing import Any, NamedTuple
 
 import numpy as np
 
+from .._compat import Array
+from ..neighbors.builder import build_neighbor_list
 from ..progress import progress_iter
+from .npy_data import DeepmdSystem
 
-__all__ = ["Frame", "INSTALL_HINT", "iter_frames", "parse_frames", "read_frames"]
+__all__ = ["INSTALL_HINT", "Frame", "from_ase", "iter_frames", "parse_frames", "read_frames",
+           "types_of"]
 
 INSTALL_HINT = "pip install 'dpa2[io]'"
 _INDEX = r"\s*(-?\d+)?\s*"
@@ -68,7 +72,6 @@ def _pick(n: int, selection: int | slice, path: Any) -> np.ndarray:
 
 
 def _deepmd_frames(path: Path, type_map: Sequence[str], selection) -> list[Frame]:
-    from .npy_data import DeepmdSystem
 
     data = DeepmdSystem(path, list(type_map)).frames()
     return [Frame(data.coord[k], data.atype[k].astype(np.int64),
@@ -76,7 +79,9 @@ def _deepmd_frames(path: Path, type_map: Sequence[str], selection) -> list[Frame
             for k in _pick(data.coord.shape[0], selection, path)]
 
 
-def _types(symbols: list[str], type_map: Sequence[str], where: str) -> np.ndarray:
+def types_of(symbols: Sequence[str], type_map: Sequence[str], where: str) -> np.ndarray:
+    """The one symbol -> type rule: (n,) int64 indices into ``type_map``; an element the
+    map does not hold raises a ValueError naming ``where``, the elements and the map."""
     index = {t: k for k, t in enumerate(type_map)}
     missing = sorted(set(symbols) - set(index))
     if missing:
@@ -88,7 +93,7 @@ def _ase_frame(atoms: Any, type_map: Sequence[str], where: str) -> Frame:
     pbc = tuple(bool(p) for p in atoms.pbc)
     box = np.asarray(atoms.cell.array, dtype=np.float64) if any(pbc) else None
     return Frame(np.asarray(atoms.positions, dtype=np.float64),
-                 _types(atoms.get_chemical_symbols(), type_map, where), box,
+                 types_of(atoms.get_chemical_symbols(), type_map, where), box,
                  None if all(pbc) or not any(pbc) else pbc)
 
 
@@ -168,3 +173,18 @@ def iter_frames(path: str | os.PathLike, type_map: Sequence[str],
     """:func:`read_frames` as an iterator, with an optional tqdm progress bar."""
     yield from progress_iter(read_frames(path, type_map, frames, **kwargs), progress,
                              desc="frames", unit="frame")
+
+
+def from_ase(atoms: Any, config: Any, **kwargs: Any) -> tuple[Array, Array, Array, Array]:
+    """Descriptor inputs of one ``ase.Atoms`` (nf = 1), honoring its per-axis ``pbc``.
+
+    Types come from ``config.type_map`` by chemical symbol (:func:`types_of`); ``kwargs``
+    go to :func:`dpa2_core.build_neighbor_list` (``rcut``, ``nsel``, ``engine``).
+    """
+    type_map = getattr(config, "type_map", None)
+    if type_map is None:
+        raise ValueError("config.type_map: required to map chemical symbols to types "
+                         "(set type_map in the descriptor config)")
+    frame = _ase_frame(atoms, type_map, "atoms")
+    return build_neighbor_list(frame.coord, frame.atype, config, frame.box, pbc=frame.pbc,
+                               **kwargs)

@@ -12,6 +12,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from .activations import check_activation
+from .econf import ELEMENTS
 
 __all__ = [
     "DPA2Config", "PRECISIONS", "RepformerConfig", "RepinitConfig", "RESIDUAL_INITS",
@@ -265,7 +266,6 @@ class DPA2Config:
                 _fail("exclude_types", pair, f"types must lie in [0, ntypes={self.ntypes})")
 
     def _check_type_map(self) -> None:
-        from .econf import ELEMENTS
 
         if self.type_map is not None:
             if not all(isinstance(t, str) for t in self.type_map):

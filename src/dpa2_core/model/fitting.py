@@ -12,10 +12,11 @@ from typing import Any
 
 import numpy as np
 
-from .._compat import Array
+from .._compat import Array, namespace
 from .activations import check_activation
+from .config import PRECISIONS
 from .layers import dense
-from .params import Leaf, _layer, tree_map, tree_paths
+from .params import Leaf, _draw, _layer, tree_map, tree_paths
 
 __all__ = [
     "atomic_energy", "fitting_spec", "FittingConfig", "init_fitting_params", "trainable_flag",
@@ -55,7 +56,6 @@ class FittingConfig:
             elif key not in _FIT_KEYS and not str(key).startswith("_"):
                 raise ValueError(f"fitting_net.{key}: unsupported key; supported: "
                                  f"{sorted(_FIT_KEYS | set(_FIT_ZERO))}")
-        from .config import PRECISIONS
 
         name = fit.get("precision", "default" if precision is None else precision)
         if name not in PRECISIONS:
@@ -94,8 +94,6 @@ def fitting_spec(cfg: FittingConfig) -> dict:
 
 def init_fitting_params(cfg: FittingConfig, seed: int = 0) -> dict:
     """Fresh numpy parameters (same schemes as the descriptor's dense layers)."""
-    from .config import PRECISIONS
-    from .params import _draw
 
     rng = np.random.default_rng(seed)
     dtype = PRECISIONS[cfg.precision]
@@ -111,7 +109,6 @@ def atomic_energy(params: dict, cfg: FittingConfig, desc: Array, atype: Array,
     ``out_bias`` (ntypes,): the model-level per-type shift deepmd-kit adds on top of the
     fitting's own ``bias_atom_e`` (what the energy statistics set).
     """
-    from .._compat import namespace
 
     xp = namespace(desc)
     x = desc

@@ -25,7 +25,7 @@ from .cells import Structure, check_images, check_structure
 from .reference import image_shifts, reference_neighbor_list
 from .vesin_engine import INSTALL_HINT, FrameList, frame_list, import_vesin
 
-__all__ = ["build_neighbor_list", "DENSE_LIMIT_BYTES", "ENGINES", "from_ase"]
+__all__ = ["build_neighbor_list", "DENSE_LIMIT_BYTES", "ENGINES"]
 
 ENGINES = ("auto", "vesin", "reference")
 # The dense fallback refuses systems whose distance arrays would exceed this.
@@ -164,26 +164,3 @@ def build_neighbor_list(
         *out, count = _reference_batch(s, rcut, nsel, coord, fallback=engine == "auto")
     _warn_overflow(to_numpy(count), nsel, rcut)
     return tuple(out)
-
-
-def from_ase(atoms: Any, config: Any, **kwargs: Any) -> tuple[Array, Array, Array, Array]:
-    """Descriptor inputs of one ``ase.Atoms`` (nf = 1), honoring its per-axis ``pbc``.
-
-    Types come from ``config.type_map`` by chemical symbol; ``kwargs`` go to
-    :func:`build_neighbor_list` (``rcut``, ``nsel``, ``engine``).
-    """
-    type_map = getattr(config, "type_map", None)
-    if type_map is None:
-        raise ValueError("config.type_map: required to map chemical symbols to types "
-                         "(set type_map in the descriptor config)")
-    symbols = atoms.get_chemical_symbols()
-    missing = sorted(set(symbols) - set(type_map))
-    if missing:
-        raise ValueError(f"atoms: elements {missing} are not in type_map={list(type_map)}")
-    index = {t: k for k, t in enumerate(type_map)}
-    atype = np.asarray([index[x] for x in symbols], dtype=np.int64)
-    pbc = tuple(bool(p) for p in atoms.pbc)
-    box = np.asarray(atoms.cell.array, dtype=np.float64) if any(pbc) else None
-    coord = np.asarray(atoms.positions, dtype=np.float64)
-    return build_neighbor_list(coord, atype, config, box, pbc=pbc if any(pbc) else None,
-                               **kwargs)

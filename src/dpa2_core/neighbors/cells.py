@@ -97,12 +97,14 @@ def complete_cell(cell: np.ndarray, periodic: tuple[bool, bool, bool]) -> np.nda
     return np.stack(rows)
 
 
-def check_cell(cell: np.ndarray, periodic: tuple[bool, bool, bool], frame: int) -> None:
-    """Raise a ValueError naming ``box`` when the periodic vectors span no volume."""
+def check_cell(cell: np.ndarray, periodic: tuple[bool, bool, bool], frame: int,
+               what: str = "box") -> None:
+    """The one degeneracy rule: raise a ValueError naming ``what`` and the frame when the
+    lattice vectors of cell (3, 3) span (nearly) no volume, |det| <= 1e-8 prod |a_d|."""
     norms = np.linalg.norm(cell, axis=-1)
     volume = abs(np.linalg.det(cell))
     if not np.all(norms > 0) or volume <= DEGENERATE_TOL * np.prod(norms):
-        raise ValueError(f"box: frame {frame} is degenerate (zero volume: the periodic "
+        raise ValueError(f"{what}: frame {frame} is degenerate (zero volume: the periodic "
                          f"lattice vectors are zero or linearly dependent), box=\n"
                          f"{cell.tolist()}")
 

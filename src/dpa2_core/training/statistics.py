@@ -14,8 +14,11 @@ from typing import Any
 import numpy as np
 
 from .._compat import Array, to_numpy
+from ..io.npy_data import DeepmdSystem
 from ..model.config import DPA2Config
 from ..model.statistics import env_stat_sums, stat_blocks, with_stats
+from ..neighbors.builder import build_neighbor_list
+from ..neighbors.cells import check_cell
 from ..progress import progress_bar
 
 __all__ = [
@@ -34,8 +37,6 @@ def _field(item: Any, key: str) -> Any:
 def _system(item: Any, config: DPA2Config, name: str) -> dict:
     """One frames item as float64/int64 numpy: coord (nf, nloc, 3), atype, box or None."""
     if isinstance(item, str | os.PathLike):
-        from ..io.npy_data import DeepmdSystem
-
         tm = list(config.type_map) if config.type_map is not None else None
         item = DeepmdSystem(item, tm).frames()
     if not isinstance(item, dict) and not hasattr(item, "coord"):
@@ -71,10 +72,8 @@ def _check_system(coord, atype, box, config: DPA2Config, name: str) -> dict:
         box = box.astype(np.float64).reshape(nf, 3, 3)
         if not np.isfinite(box).all():
             raise ValueError(f"{name}.box: contains NaN or inf")
-        vol = np.abs(np.linalg.det(box))
-        if (vol <= 1e-12 * np.abs(box).max(axis=(1, 2)) ** 3).any():
-            raise ValueError(f"{name}.box: cell volume is zero (rows are the lattice vectors; "
-                             f"they must be linearly independent); got volumes {vol.tolist()}")
+        for f, cell in enumerate(box):
+            check_cell(cell, (True, True, True), f, what=f"{name}.box")
     return {"coord": coord, "atype": atype.astype(np.int64), "box": box}
 
 
@@ -93,12 +92,6 @@ def iter_batches(frames: Any, config: DPA2Config, batch_size: int) -> Iterator[d
             yield {key: None if v is None else v[cut] for key, v in system.items()}
 
 
-def _default_neighbor_list() -> NeighborList:
-    from ..neighbors.builder import build_neighbor_list  # imported lazily: numpy + vesin
-
-    return build_neighbor_list
-
-
 def accumulate(
     config: DPA2Config,
     frames: Any,
@@ -110,7 +103,7 @@ def accumulate(
     """Stream ``frames`` and return the summed :func:`env_stat_sums` as float64 numpy."""
     if not (isinstance(batch_size, int) and batch_size > 0):
         raise ValueError(f"batch_size={batch_size!r}: must be a positive int")
-    build = neighbor_list if neighbor_list is not None else _default_neighbor_list()
+    build = neighbor_list if neighbor_list is not None else build_neighbor_list
     totals = {k: np.zeros((config.ntypes, 2, 3)) for k in stat_blocks(config)}
     bar = progress_bar(progress, required=True, unit="frame", desc="input statistics")
     try:

@@ -20,7 +20,7 @@ import numpy as np
 import dpa2_core as dc
 from dpa2_core.model.fitting import FittingConfig
 
-from ..model import ModelConfig
+from ..model import ModelConfig, init_model
 from ..params import to_jax
 
 __all__ = ["FORMAT", "load_checkpoint", "load_model", "prune", "save_checkpoint"]
@@ -103,7 +103,6 @@ def load_checkpoint(path: Path, params: dict, opt_state: Any
 
 def load_model(path: Path) -> tuple[ModelConfig, dict]:
     """(ModelConfig, jax params) of a checkpoint, e.g. to run MD with a trained model."""
-    from ..model import init_model
 
     meta, arrays = _read(path)
     config = _model_config(meta)

@@ -10,14 +10,13 @@ from __future__ import annotations
 import numpy as np
 import torch
 
+from dpa2_core.model.statistics import stat_blocks
 from dpa2_core.training.statistics import training_statistics
 
 from ..model import EnergyModel
 from .batches import DataSet
 
-__all__ = ["BLOCKS", "set_statistics"]
-
-BLOCKS = ("repinit", "three_body", "repformer")
+__all__ = ["set_statistics"]
 
 
 def set_statistics(model: EnergyModel, data: DataSet, nbatch: int,
@@ -27,11 +26,10 @@ def set_statistics(model: EnergyModel, data: DataSet, nbatch: int,
     new, bias = training_statistics(desc.numpy_params(), desc.config, data.frames(),
                                     data.sizes, nbatch, rcond)
     with torch.no_grad():
-        for block in BLOCKS:
-            if block in new:
-                for key in ("davg", "dstd"):
-                    buf = getattr(getattr(desc, block), key)
-                    buf.copy_(torch.as_tensor(np.asarray(new[block][key])).to(buf))
+        for block in stat_blocks(desc.config):
+            for key in ("davg", "dstd"):
+                buf = getattr(getattr(desc, block), key)
+                buf.copy_(torch.as_tensor(np.asarray(new[block][key])).to(buf))
         model.out_bias.copy_(torch.as_tensor(bias).to(model.out_bias))
     return (f"energy bias per type: {np.round(bias, 6).tolist()}; descriptor statistics "
             f"from {nbatch} batch(es) of each of {len(data.sizes)} system(s)")

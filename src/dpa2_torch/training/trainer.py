@@ -21,6 +21,7 @@ from dpa2_core.training.settings import TrainInput
 from . import dist
 from .batches import DataSet
 from .checkpoint import build_model, load_model, save_checkpoint
+from .evaluate import evaluate_systems, report
 from .loss import energy_force_loss
 from .stats import set_statistics
 
@@ -185,7 +186,6 @@ def cli_train(args: argparse.Namespace) -> int:
 
 def cli_test(args: argparse.Namespace) -> int:
     """``dpa2 test --model FILE --system DIR... [--numb-test N]``: energy/force errors."""
-    from .evaluate import evaluate_systems, report
 
     model = load_model(args.model)
     results = evaluate_systems(model, [Path(s) for s in args.system],
