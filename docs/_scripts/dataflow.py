@@ -83,7 +83,8 @@ def dataflow_nodes(preset: str = "medium"):
                        f"\nlinear1 W {_shape(layer0['linear1']['w'].shape)}")
     edges += [("glue", "layers"), ("init", "layers")]
     nodes["out"] = (1, 4, "output", "DescriptorOutput (§2)",
-                    f"descriptor {_shape(out.descriptor.shape)}, rot_mat {_shape(out.rot_mat.shape)}"
+                    f"descriptor {_shape(out.descriptor.shape)}, "
+                    f"rot_mat {_shape(out.rot_mat.shape)}"
                     f"\ng2 {_shape(out.g2.shape)}, h2 {_shape(out.h2.shape)}"
                     f"\nsw {_shape(out.sw.shape)}")
     edges += [("layers", "out"), ("tebd", "out")]
