@@ -7,7 +7,7 @@ n×n×n; cutoff and nsel of the shared trained model (rcut 6 Å, nsel 120). Ever
 build of a 3-atom box. Peak memory: growth of the peak RSS (``VmHWM``, reset just
 before) over the RSS before the first build. Time: minimum over ``--repeat`` builds
 (the first one is also reported on its own: it pays the page faults of fresh memory).
-Writes a markdown table into docs/neighbor_list.md (between markers) and a plot
+Writes a markdown table into docs/guides/neighbor_list.md (between markers) and a plot
 docs/neighbor_list.png.
 """
 
@@ -154,7 +154,7 @@ def main() -> None:
     parser.add_argument("--sizes", type=int, nargs="+", default=[1, 2, 4, 8])
     parser.add_argument("--repeat", type=int, default=3)
     parser.add_argument("--deepmd-max-atoms", type=int, default=1536)
-    parser.add_argument("--doc", type=Path, default=ROOT / "docs" / "neighbor_list.md")
+    parser.add_argument("--doc", type=Path, default=ROOT / "docs" / "guides" / "neighbor_list.md")
     parser.add_argument("--plot", type=Path, default=ROOT / "docs" / "neighbor_list.png")
     args = parser.parse_args()
     import dpa2_core as dc

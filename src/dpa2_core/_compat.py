@@ -65,7 +65,7 @@ def gather_rows(xp: Any, table: Array, index: Array) -> Array:
     """``table[f, index[f, ...]]`` for every frame ``f``.
 
     table: (nf, n, ...); index: (nf, ...) integer, every entry in ``[0, n)``.
-    Returns (nf, *index.shape[1:], *table.shape[2:]). One flat ``take``: no
+    Returns ``(nf, *index.shape[1:], *table.shape[2:])``. One flat ``take``: no
     ``take_along_axis`` (missing from older standards) and a cheap backward.
     """
     nf, n = table.shape[0], table.shape[1]

@@ -1,4 +1,4 @@
-"""dpa2_torch: the DPA-2 descriptor and an energy model as ``torch.nn.Module``s.
+"""dpa2_torch: the DPA-2 descriptor and an energy model as ``torch.nn.Module`` objects.
 
 The modules store the core's parameter pytree; every formula is ``dpa2_core``'s.
 Training (``dpa2 train --backend torch``) lives in :mod:`dpa2_torch.training`.

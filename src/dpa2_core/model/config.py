@@ -100,21 +100,45 @@ class RepinitConfig:
     """The repinit block (se_atten without attention) and its optional three-body part."""
 
     rcut: float
+    """Cutoff radius of repinit in Å; also the model's cutoff, with which the neighbour list is
+    built."""
     rcut_smth: float
+    """Radius in Å where the switch function starts to fall from 1 (it is 0 at ``rcut``)."""
     nsel: int
+    """Neighbour slots per atom within ``rcut`` (``S_i``); the model's list width. Part of the
+    model, not a capacity: normalisers and statistics depend on it."""
     neuron: tuple[int, ...] = (25, 50, 100)
+    """Widths of the layers of the repinit embedding net; the last one is ``ng``."""
     axis_neuron: int = 16
+    """How many embedding channels (``ax_i``) the repinit output is contracted with; output
+    width ``neuron[-1] * axis_neuron``."""
     tebd_dim: int = 8
+    """Width of the type embedding of each atom type (``tebd``)."""
     tebd_input_mode: str = "concat"
+    """``"concat"``: one embedding net on [distance, type embeddings]; ``"strip"``: a radial
+    net times (1 + a type-only net evaluated once per type pair)."""
     set_davg_zero: bool = True
+    """Keep the mean statistics ``davg`` of repinit and three-body at zero (only ``dstd`` is
+    computed), which also removes the padding residual."""
     activation_function: str = "tanh"
+    """Activation of the repinit and three-body embedding nets (``tanh``, ``gelu``, ``silu``,
+    ...)."""
     resnet_dt: bool = False
+    """Give the embedding-net layers a learned per-channel scale (timestep) on their residual
+    branch."""
     type_one_side: bool = False
+    """Embed only the neighbour's type, not the (neighbour, centre) pair."""
     use_three_body: bool = False
+    """Add the three-body embedding (angles between pairs of neighbours) to the repinit output."""
     three_body_neuron: tuple[int, ...] = (2, 4, 8)
+    """Widths of the three-body embedding net; the last one (``ng3``) is appended to the
+    repinit output."""
     three_body_sel: int = 40
+    """Neighbour slots of the three-body block (``S_3``); at most ``nsel``."""
     three_body_rcut: float = 4.0
+    """Cutoff radius of the three-body block in Å; at most ``rcut``."""
     three_body_rcut_smth: float = 0.5
+    """Radius in Å where the three-body switch starts to fall."""
 
     def __post_init__(self) -> None:
         p = "repinit."
@@ -155,35 +179,74 @@ class RepformerConfig:
     """The repformer block: ``nlayers`` message-passing layers over g1, g2, h2."""
 
     rcut: float
+    """Cutoff radius of the repformer layers in Å; must be smaller than repinit's."""
     rcut_smth: float
+    """Radius in Å where the repformer switch function starts to fall."""
     nsel: int
+    """Neighbour slots of the repformer (``S_f``); must be smaller than repinit's ``nsel``."""
     nlayers: int = 3
+    """Number of repformer layers."""
     g1_dim: int = 128
+    """Width of the single-atom channel ``g1`` and of the descriptor (before the type
+    embedding)."""
     g2_dim: int = 16
+    """Width of the pair channel ``g2``."""
     axis_neuron: int = 4
+    """Channels (``ax_f``) kept on one side of the symmetrisation ``Sym``; at most ``g1_dim``
+    and ``g2_dim``."""
     direct_dist: bool = False
+    """Start ``g2``/``h2`` from the plain distance and direction over ``rcut`` instead of the
+    normalised environment matrix."""
     update_g1_has_conv: bool = True
+    """g1 update: convolution of the neighbours' g1 weighted by their g2."""
     update_g1_has_drrd: bool = True
+    """g1 update: the symmetrised product of the neighbours' g1 with h2 (``drrd``)."""
     update_g1_has_grrg: bool = True
+    """g1 update: the symmetrised product of g2 with h2 (``grrg``)."""
     update_g1_has_attn: bool = True
+    """g1 update: local attention of the atom over its neighbours' g1."""
     update_g2_has_g1g1: bool = True
+    """g2 update: a projection of the product of the two atoms' g1."""
     update_g2_has_attn: bool = True
+    """g2 update: gated self-attention among the pairs of one atom (multi-head, with layer
+    norm)."""
     update_h2: bool = False
+    """Update h2 too, by attention-weighted mixing of the neighbours' h2 (equivariant)."""
     attn1_hidden: int = 64
+    """Width of the queries and keys of the local (g1) attention, per head."""
     attn1_nhead: int = 4
+    """Heads of the local (g1) attention."""
     attn2_hidden: int = 16
+    """Width of the queries and keys of the pair (g2) attention, per head."""
     attn2_nhead: int = 4
+    """Heads of the pair (g2) attention."""
     attn2_has_gate: bool = False
+    """Multiply the pair-attention logits by the angle term ``h2_ij . h2_ik``."""
     activation_function: str = "tanh"
+    """Activation inside the repformer layers (applied outside the dense layers)."""
     update_style: str = "res_avg"
+    """How a channel's updates are combined: ``"res_avg"`` (mean-like, scaled by 1/sqrt(n+1)),
+    ``"res_incr"`` (increments scaled by 1/sqrt(n)) or ``"res_residual"`` (learned per-channel
+    weights)."""
     update_residual: float = 0.001
+    """Size of the initial residual weights of ``res_residual`` (standard deviation or
+    constant)."""
     update_residual_init: str = "norm"
+    """Initialisation of the residual weights: ``"norm"`` (normal draws) or ``"const"``."""
     set_davg_zero: bool = True
+    """Keep the repformer's mean statistics ``davg`` at zero."""
     trainable_ln: bool = True
+    """Whether the layer-norm parameters are meant to be trained; no effect on the forward pass
+    (deepmd-kit's PyTorch backend trains them anyway)."""
     use_sqrt_nnei: bool = True
+    """Normalise the symmetrisation by the square root of the neighbour count (or of ``nsel``
+    when smooth) instead of the count."""
     g1_out_conv: bool = True
+    """Add the convolution to g1 directly (``True``) instead of feeding it to ``linear1``."""
     g1_out_mlp: bool = True
+    """Add a self-MLP of g1 as its own update (``True``) instead of feeding g1 to ``linear1``."""
     ln_eps: float = 1e-5
+    """Epsilon of the pair-attention layer norm (``None`` means 1e-5)."""
 
     def __post_init__(self) -> None:
         p = "repformer."
@@ -218,22 +281,44 @@ class DPA2Config:
     """The whole DPA-2 descriptor: repinit + repformer + the glue keywords."""
 
     ntypes: int
+    """Number of atom types; taken from ``len(type_map)`` when only ``type_map`` is given."""
     repinit: RepinitConfig
+    """The repinit block and its three-body part (a dict in ``from_dict``)."""
     repformer: RepformerConfig
+    """The repformer block (a dict in ``from_dict``)."""
     concat_output_tebd: bool = True
+    """Append the atom's raw type embedding to the descriptor (width ``g1_dim + tebd_dim``)."""
     precision: str = "float64"
+    """Dtype of every parameter and computation: ``float64``, ``float32``, ``float16``,
+    ``bfloat16`` (aliases ``double``, ``single``, ``half``; ``default`` is float64)."""
     smooth: bool = True
+    """Weight every neighbour sum and attention by the switch function so values and forces are
+    smooth at the cutoffs (deepmd-kit's ``smooth_type_embedding``)."""
     exclude_types: tuple[tuple[int, int], ...] = ()
+    """Pairs of types ``[a, b]`` whose interaction is removed (both orders)."""
     env_protection: float = 0.0
+    """Added to distances in the environment matrix's denominators, so that very close atoms
+    stay finite; 0 means off."""
     trainable: bool = True
+    """Whether the parameters are trained (``False`` freezes the descriptor)."""
     seed: int | tuple[int, ...] | None = None
+    """Seed of the parameter initialisation (an int or a list of ints): ``dpa2 train`` draws
+    fresh descriptor parameters with it; ``init_params`` takes its own ``seed`` argument."""
     add_tebd_to_repinit_out: bool = False
+    """Add a linear map of the type embedding to the repinit output before the repformer."""
     use_econf_tebd: bool = False
+    """Build the type embedding from each element's electronic configuration instead of one-hot
+    vectors (needs ``type_map`` of element symbols)."""
     use_tebd_bias: bool = False
+    """Give the type-embedding layer a bias."""
     type_map: tuple[str, ...] | None = None
+    """Element names of the types, in type order; needed for econf embeddings,
+    ``change_type_map`` and reading structures."""
     # Only legacy (@version < 3) files set this: their rot_mat uses a block-level
     # use_sqrt_nnei that differs from the one the layers use.
     rot_mat_use_sqrt_nnei: bool | None = None
+    """Only set by legacy (``@version`` < 3) files: the block-level ``use_sqrt_nnei`` that
+    their ``rot_mat`` uses; ``None`` means the repformer's."""
 
     def __post_init__(self) -> None:
         _check_fields(self, "")
