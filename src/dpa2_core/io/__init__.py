@@ -6,4 +6,6 @@ structures (ASE and deepmd-format systems) and deepmd-kit's npy training data.
 (our ``.npz``), ``structures`` and ``npy_data``. Depends on ``model`` and ``neighbors``.
 """
 
-__all__: list[str] = []
+from .npy_data import DataError
+
+__all__ = ["DataError"]

@@ -21,7 +21,8 @@ from typing import Any
 
 from ..model.config import DPA2Config
 from ..model.fitting import FittingConfig
-from .sampling import AUTO_PROBS
+from .guards import NAN_POLICIES
+from .sampling import AUTO_PROBS, batch_sizes
 
 __all__ = ["DataSettings", "LearningRate", "LossPrefactors", "ModelSettings", "TrainInput"]
 
@@ -38,6 +39,17 @@ _DEFAULT_ONLY = {
     "training": {"change_bias_after_training": False, "disp_avg": False},
 }
 _ZERO_PREFS = ("ae", "pf", "gf", "h", "v")
+_KINDS = {int: "an int", float: "a number", str: "a string"}
+
+
+def _typed(where: str, value: Any, kind: type) -> Any:
+    """``value`` as ``kind``, else a ``ValueError`` naming the key path ``where``."""
+    ok = isinstance(value, str) if kind is str else (
+        isinstance(value, int | float) and not isinstance(value, bool)
+        and (kind is float or float(value).is_integer()))
+    if not ok:
+        raise ValueError(f"{where}={value!r}: must be {_KINDS[kind]}")
+    return kind(value)
 
 
 def _check_keys(where: str, d: dict, supported: set, harmless: set = frozenset()) -> None:
@@ -91,6 +103,13 @@ class LearningRate:
         _check_keys("learning_rate", d, supported)
         if d.get("type", "exp") != "exp":
             raise ValueError(f"learning_rate.type={d['type']!r}: only 'exp' is supported")
+        for key in ("start_lr", "stop_lr", "stop_lr_ratio", "decay_rate", "warmup_ratio",
+                    "warmup_start_factor"):
+            if d.get(key) is not None:
+                _typed(f"learning_rate.{key}", d[key], float)
+        for key in ("decay_steps", "warmup_steps"):
+            if key in d:
+                _typed(f"learning_rate.{key}", d[key], int)
         start = float(d.get("start_lr", 1e-3))
         if "stop_lr" in d and "stop_lr_ratio" in d:
             raise ValueError("learning_rate: stop_lr and stop_lr_ratio are mutually exclusive")
@@ -130,7 +149,8 @@ class LossPrefactors:
         if nonzero:
             raise ValueError(f"loss: {nonzero} must be 0 (only energy and force losses are "
                              "implemented)")
-        return cls(**{f.name: float(d[f.name]) for f in dataclasses.fields(cls) if f.name in d})
+        return cls(**{f.name: _typed(f"loss.{f.name}", d[f.name], float)
+                      for f in dataclasses.fields(cls) if f.name in d})
 
     def at(self, lr: float, start_lr: float) -> tuple[float, float]:
         coef = lr / start_lr
@@ -158,10 +178,35 @@ class DataSettings:
         systems = d.get("systems")
         if isinstance(systems, str | os.PathLike):
             systems = [systems]
-        if not systems:
+        if not systems or not isinstance(systems, list | tuple):
             raise ValueError(f"{where}.systems: required (a list of system directories)")
-        paths = tuple(x for s in systems for x in _expand(_resolve(s, base)))
-        return cls(paths, d.get("batch_size", "auto"), prob, int(d.get("numb_btch", 1)))
+        paths = tuple(x for i, s in enumerate(systems)
+                      for x in _systems(f"{where}.systems[{i}]", s, base))
+        batch = d.get("batch_size", "auto")
+        try:  # the form of batch_size; its length is checked against the systems
+            batch_sizes(batch, [1] * (len(paths) if isinstance(batch, list | tuple) else 1))
+        except (ValueError, TypeError) as err:
+            raise ValueError(f"{where}.batch_size={batch!r}: use an int, one int per system "
+                             f"({len(paths)}) or 'auto[:N]'") from err
+        numb_btch = _typed(f"{where}.numb_btch", d.get("numb_btch", 1), int)
+        if numb_btch <= 0:
+            raise ValueError(f"{where}.numb_btch={numb_btch}: must be positive")
+        return cls(paths, batch, prob, numb_btch)
+
+
+def _systems(where: str, entry: Any, base: Path) -> list[Path]:
+    """The system directories of one ``systems`` entry (key path ``where``)."""
+    if not isinstance(entry, str | os.PathLike):
+        raise ValueError(f"{where}={entry!r}: must be a path (string)")
+    path = _resolve(entry, base)
+    if not path.is_dir():
+        raise ValueError(f"{where}={str(entry)!r}: no such directory (relative paths: from "
+                         f"the working directory, else from {str(base)!r})")
+    found = _expand(path)
+    if not any((p / "type.raw").is_file() for p in found):
+        raise ValueError(f"{where}={str(entry)!r}: not a deepmd-format system (no type.raw "
+                         "in it or below)")
+    return found
 
 
 def _resolve(path: str, base: Path) -> Path:
@@ -258,6 +303,7 @@ class TrainInput:
     save_ckpt: str = "model.ckpt"
     gradient_max_norm: float = 0.0
     max_ckpt_keep: int = 5
+    nan_policy: str = "stop"
 
     @property
     def model(self) -> dict:
@@ -271,12 +317,13 @@ class TrainInput:
                 raise ValueError(f"{key}: required section is missing")
         t = d.get("training", {})
         scalars = {"numb_steps", "seed", "disp_file", "disp_freq", "save_freq", "save_ckpt",
-                   "gradient_max_norm", "max_ckpt_keep"}
+                   "gradient_max_norm", "max_ckpt_keep", "nan_policy"}
         _check_keys("training", t, scalars | {"training_data", "validation_data"},
                     _HARMLESS["training"])
         if "training_data" not in t:
             raise ValueError("training.training_data: required key is missing")
-        numb_steps = int(t.get("numb_steps", 0) if steps is None else steps)
+        numb_steps = _typed("training.numb_steps", t.get("numb_steps", 0), int) \
+            if steps is None else int(steps)
         if numb_steps < 0:
             raise ValueError(f"training.numb_steps={numb_steps}: must be >= 0")
         val = t.get("validation_data")
@@ -284,6 +331,16 @@ class TrainInput:
         for key in ("disp_freq", "save_freq"):
             if key in kwargs and not (isinstance(kwargs[key], int) and kwargs[key] > 0):
                 raise ValueError(f"training.{key}={kwargs[key]!r}: must be a positive int")
+        kinds = {"max_ckpt_keep": int, "gradient_max_norm": float, "save_ckpt": str,
+                 "disp_file": str, "nan_policy": str}
+        for key, kind in kinds.items():
+            if key in kwargs:
+                kwargs[key] = _typed(f"training.{key}", kwargs[key], kind)
+        if t.get("seed") is not None and not isinstance(t["seed"], list):
+            _typed("training.seed", t["seed"], int)
+        if kwargs.get("nan_policy", "stop") not in NAN_POLICIES:
+            raise ValueError(f"training.nan_policy={kwargs['nan_policy']!r}: use one of "
+                             f"{NAN_POLICIES}")
         return cls(
             raw=d, settings=ModelSettings.from_input(d["model"], t.get("seed")),
             lr=LearningRate.from_input(d.get("learning_rate", {}), numb_steps),
@@ -299,4 +356,12 @@ class TrainInput:
         path = Path(path)
         if not path.is_file():
             raise FileNotFoundError(f"input={str(path)!r}: no such file")
-        return cls.from_dict(json.loads(path.read_text()), path.resolve().parent, steps)
+        try:
+            d = json.loads(path.read_text())
+        except json.JSONDecodeError as err:
+            raise ValueError(f"input={str(path)!r}: invalid JSON at line {err.lineno}, column "
+                             f"{err.colno}: {err.msg}") from None
+        except UnicodeDecodeError as err:
+            raise ValueError(f"input={str(path)!r}: not a text (UTF-8) file "
+                             f"({err.reason} at byte {err.start})") from None
+        return cls.from_dict(d, path.resolve().parent, steps)

@@ -13,6 +13,7 @@ from typing import NamedTuple
 import numpy as np
 import torch
 
+from dpa2_core.io import DataError
 from dpa2_core.io.npy_data import DeepmdSystem, Frames
 from dpa2_core.training.sampling import BatchSampler, batch_sizes
 from dpa2_core.training.settings import DataSettings
@@ -57,16 +58,18 @@ class DataSet:
     def __init__(self, settings: DataSettings, type_map: list[str], config, dtype: torch.dtype,
                  device: torch.device, seed: int | None = None) -> None:
         systems = [DeepmdSystem(p, type_map) for p in settings.systems]
+        self.paths = [s.path for s in systems]
         self.sizes = batch_sizes(settings.batch_size, [s.nloc for s in systems])
         np_dtype = str(dtype).removeprefix("torch.")
         self._frames = [s.frames(np_dtype) for s in systems]
         for s, f in zip(systems, self._frames, strict=True):
             if f.energy is None:
-                raise ValueError(f"system={str(s.path)!r}: no energy.npy (needed for training)")
+                raise DataError(f"system={str(s.path)!r}: no energy.npy (needed for training)")
         self.sampler = BatchSampler([f.coord.shape[0] for f in self._frames], self.sizes,
                                     settings.auto_prob, seed)
         self._cache: dict[tuple[int, int], tuple] = {}
         self.config, self.dtype, self.device = config, dtype, device
+        self.drawn: tuple[int, list[int]] = (-1, [])  # (system, frames) of the last batch
 
     def frames(self) -> list[Frames]:
         return self._frames
@@ -79,7 +82,8 @@ class DataSet:
         self.sampler.set_state(state)
 
     def next_batch(self) -> Batch:
-        return self.batch(*self.sampler.next())
+        self.drawn = self.sampler.next()
+        return self.batch(*self.drawn)
 
     def _neighbors(self, k: int, i: int) -> tuple:
         if (k, i) not in self._cache:

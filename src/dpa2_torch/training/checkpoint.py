@@ -13,13 +13,14 @@ from pathlib import Path
 
 import torch
 
+from dpa2_core.training import checkpoints
 from dpa2_core.training.settings import ModelSettings
 
 from ..deepmd_io import is_checkpoint
 from ..descriptor import DescrptDPA2
 from ..model import EnergyModel
 
-__all__ = ["build_model", "load_model", "save_checkpoint"]
+__all__ = ["build_model", "checkpoint_state", "load_model", "save_checkpoint"]
 
 FORMAT, VERSION = "dpa2_torch", 1
 
@@ -31,16 +32,21 @@ def build_model(settings: ModelSettings) -> EnergyModel:
     return EnergyModel(descriptor, settings.fitting, seed=settings.fitting_seed)
 
 
+def checkpoint_state(model: EnergyModel, optimizer, step: int, raw_input: dict,
+                     data_state: dict | None = None) -> dict:
+    """The checkpoint dict (module docstring) of a training state."""
+    return {"format": FORMAT, "version": VERSION, "step": int(step),
+            "model": model.state_dict(), "input": raw_input, "data": data_state,
+            "optimizer": None if optimizer is None else optimizer.state_dict()}
+
+
 def save_checkpoint(path: str | os.PathLike, model: EnergyModel, optimizer, step: int,
                     raw_input: dict, data_state: dict | None = None) -> Path:
-    path = Path(path)
-    state = {"format": FORMAT, "version": VERSION, "step": int(step),
-             "model": model.state_dict(), "input": raw_input, "data": data_state,
-             "optimizer": None if optimizer is None else optimizer.state_dict()}
-    tmp = path.with_suffix(path.suffix + ".tmp")
-    torch.save(state, tmp)
-    os.replace(tmp, path)
-    return path
+    """One checkpoint file, written atomically (:func:`dpa2_core.training.checkpoints.
+    atomic_write`); the trainer's numbered files and rotation go through
+    :func:`dpa2_core.training.checkpoints.save`."""
+    state = checkpoint_state(model, optimizer, step, raw_input, data_state)
+    return checkpoints.atomic_write(path, lambda tmp: torch.save(state, tmp))
 
 
 def _is_ours(path: Path) -> dict | None:

@@ -8,7 +8,7 @@ import os
 import torch
 import torch.distributed as dist
 
-__all__ = ["DistInfo", "finish", "init_from_env", "wrap"]
+__all__ = ["DistInfo", "all_max", "all_objects", "finish", "init_from_env", "wrap"]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -59,3 +59,22 @@ def wrap(model: torch.nn.Module, info: DistInfo) -> torch.nn.Module:
 def finish(info: DistInfo) -> None:
     if info.owns_group and dist.is_initialized():
         dist.destroy_process_group()
+
+
+def all_objects(obj: object, info: DistInfo) -> list:
+    """Every rank's ``obj`` in rank order (a collective: all ranks call it)."""
+    if info.world_size == 1:
+        return [obj]
+    out: list = [None] * info.world_size
+    dist.all_gather_object(out, obj)
+    return out
+
+
+def all_max(value: int, info: DistInfo) -> int:
+    """The largest ``value`` over the ranks (a collective), e.g. a stop flag that one
+    rank raised: every rank then takes the same branch."""
+    if info.world_size == 1:
+        return int(value)
+    t = torch.tensor([int(value)], dtype=torch.int64, device=info.device)
+    dist.all_reduce(t, op=dist.ReduceOp.MAX)
+    return int(t.item())

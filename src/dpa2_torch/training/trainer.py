@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import shutil
 import time
 from pathlib import Path
 
@@ -15,12 +14,20 @@ import numpy as np
 import torch
 
 from dpa2_core.progress import progress_bar
-from dpa2_core.training import lcurve
+from dpa2_core.training import checkpoints, faults, lcurve
+from dpa2_core.training.guards import (
+    NonFiniteError,
+    StopSignals,
+    nonfinite_message,
+    restart_hint,
+    skip_message,
+)
+from dpa2_core.training.metrics import WeightedMean
 from dpa2_core.training.settings import TrainInput
 
 from . import dist
 from .batches import DataSet
-from .checkpoint import build_model, load_model, save_checkpoint
+from .checkpoint import build_model, checkpoint_state, load_model
 from .evaluate import evaluate_systems, report
 from .loss import energy_force_loss
 from .stats import set_statistics
@@ -29,13 +36,26 @@ __all__ = ["cli_test", "cli_train", "Trainer"]
 
 
 class Trainer:
-    """One training run; ``run()`` trains from the current step to ``numb_steps``."""
+    """One training run; ``run()`` trains from the current step to ``numb_steps``.
+
+    ``overwrite``: start a new run in a folder that holds another run's checkpoints
+    (removed first); without it that is refused (:func:`dpa2_core.training.checkpoints.
+    check_output`). After ``run()``, :attr:`stopped_by` is the signal that stopped it
+    early (``SIGTERM``/``SIGINT``: checkpoint saved at the end of the step) or None, and
+    :attr:`skipped` the number of non-finite batches dropped (``nan_policy = "skip"``).
+    """
 
     def __init__(self, inp: TrainInput, output: str | Path = ".", restart: str | None = None,
-                 device: str | None = None, log=print, compile: bool = False) -> None:
+                 device: str | None = None, log=print, compile: bool = False,
+                 overwrite: bool = False) -> None:
         self.inp, self.out, self.log = inp, Path(output), log
         self.dist = dist.init_from_env(device)
-        self.out.mkdir(parents=True, exist_ok=True)
+        checkpoints.check_output(self.out, inp.save_ckpt, restart, overwrite)
+        if overwrite and restart is None and self.dist.is_main:
+            checkpoints.clear_run(self.out, inp.save_ckpt)
+        self.stopped_by: int | None = None
+        self.skipped = 0
+        self.last_ckpt: Path | None = None
         seed = inp.seed if inp.seed is not None else 0
         torch.manual_seed(seed)
         self.model = build_model(inp.settings).to(self.dist.device)
@@ -66,14 +86,29 @@ class Trainer:
             self.log(note)
 
     def _restore(self, path: str) -> None:
-        ckpt = torch.load(path, map_location=self.dist.device, weights_only=True)
+        try:
+            ckpt = torch.load(path, map_location=self.dist.device, weights_only=True)
+        except FileNotFoundError:
+            raise FileNotFoundError(f"restart={str(path)!r}: no such checkpoint") from None
+        except Exception as err:  # noqa: BLE001 - torn or foreign file: one clear line
+            raise ValueError(f"restart={str(path)!r}: not a readable dpa2_torch checkpoint "
+                             f"({type(err).__name__}); the newest complete one is named in "
+                             "the 'checkpoint' file of its folder") from err
         self.model.load_state_dict(ckpt["model"])
         self.optimizer.load_state_dict(ckpt["optimizer"])
         self.step = int(ckpt["step"])
-        if ckpt.get("data") is not None and self.dist.world_size == 1:
-            self.train_data.set_state(ckpt["data"])
+        train, valid, note = checkpoints.restore_data_state(ckpt.get("data"), self.dist.rank,
+                                                            self.dist.world_size)
+        if train is not None:
+            self.train_data.set_state(train)
+        if valid is not None and self.valid_data is not None:
+            self.valid_data.set_state(valid)
+        self.last_ckpt = Path(path)
         if self.dist.is_main:
             self.log(f"restarting from {path} at step {self.step}")
+            if note is not None:
+                self.log(f"note: {note}")
+            checkpoints.truncate_lcurve(self.out / self.inp.disp_file, self.step)
 
     # ------------------------------------------------------------ one step
     def train_step(self) -> tuple[float, dict]:
@@ -87,33 +122,57 @@ class Trainer:
         loss, metrics = energy_force_loss(pred, batch.energy, batch.force, batch.natoms, prefs)
         self.optimizer.zero_grad(set_to_none=True)
         loss.backward()
-        if self.inp.gradient_max_norm > 0:
-            torch.nn.utils.clip_grad_norm_(self.model.parameters(), self.inp.gradient_max_norm)
-        self.optimizer.step()
+        if self._finite(loss):
+            if self.inp.gradient_max_norm > 0:
+                torch.nn.utils.clip_grad_norm_(self.model.parameters(),
+                                               self.inp.gradient_max_norm)
+            self.optimizer.step()
         self.step += 1
         return lr, metrics
+
+    def _finite(self, loss: torch.Tensor) -> bool:
+        """Loss and gradients finite on every rank; else stop (``NonFiniteError``, nothing
+        updated) or count a skipped batch, by ``nan_policy``."""
+        grads = [p.grad for p in self.model.parameters() if p.grad is not None]
+        loss_ok = bool(torch.isfinite(loss.detach()))
+        grad_ok = bool(torch.stack([torch.isfinite(g).all() for g in grads]).all()) \
+            if grads else True
+        if not dist.all_max(not (loss_ok and grad_ok), self.dist):
+            return True
+        what = "gradient" if loss_ok else "loss"
+        k, idx = self.train_data.drawn
+        system = f"{k} ({self.train_data.paths[k]})"
+        if self.inp.nan_policy == "stop":
+            raise NonFiniteError(nonfinite_message(self.step + 1, what, system, idx,
+                                                   self.last_ckpt))
+        self.skipped += 1
+        self.optimizer.zero_grad(set_to_none=True)
+        if self.dist.is_main:
+            self.log(skip_message(self.step + 1, what, system, idx, self.skipped))
+        return False
 
     def validate(self, lr: float) -> dict | None:
         """Metrics of ``numb_btch`` validation batches (atom-weighted mean), main rank only."""
         if self.valid_data is None:
             return None
         prefs = self.inp.loss.at(lr, self.inp.lr.start_lr)
-        sums: dict[str, float] = {}
-        natoms = 0
+        mean = WeightedMean()
         for _ in range(self.inp.validation_data.numb_btch):
             b = self.valid_data.next_batch()
             pred = self.model(b.coord, b.atype, neighbors=b.neighbors, create_graph=False,
                               virial=False)
             _, m = energy_force_loss(pred, b.energy, b.force, b.natoms, prefs)
-            n = b.natoms * b.coord.shape[0]
-            natoms += n
-            for k, v in m.items():
-                sums[k] = sums.get(k, 0.0) + float(v) * n
-        return {k: v / natoms for k, v in sums.items()}
+            mean.add(m, b.natoms * b.coord.shape[0])
+        return mean.result()
 
     # ------------------------------------------------------------ loop
     def run(self) -> list[dict]:
-        """Train to ``numb_steps``; returns the displayed rows (main rank)."""
+        """Train to ``numb_steps``; returns the displayed rows (main rank). ``SIGTERM`` or
+        Ctrl-C stops it after the current step, with a checkpoint (:attr:`stopped_by`)."""
+        with StopSignals() as stop:
+            return self._run(stop)
+
+    def _run(self, stop: StopSignals) -> list[dict]:
         main, inp = self.dist.is_main, self.inp
         curve = lcurve.Lcurve(self.out / inp.disp_file, inp.validation_data is not None,
                               append=self.step > 0) if main else None
@@ -125,6 +184,7 @@ class Trainer:
             lr, metrics = self.train_step()
             self.step_times.append(time.perf_counter() - start)
             shown = self.step
+            faults.inject("step", shown)
             if main and (shown % inp.disp_freq == 0 or shown == 1):
                 train = {k: float(v) for k, v in metrics.items()}
                 valid = self.validate(lr)
@@ -134,27 +194,37 @@ class Trainer:
                     bar.set_postfix(rmse_e=f"{train['rmse_e']:.2e}",
                                     rmse_f=f"{train.get('rmse_f', float('nan')):.2e}",
                                     lr=f"{lr:.1e}")
-            if main and (shown % inp.save_freq == 0 or shown == inp.numb_steps):
+            saved = shown % inp.save_freq == 0 or shown == inp.numb_steps
+            if saved:
                 self.save()
             if bar is not None:
                 bar.update(1)
+            signum = dist.all_max(stop.signum or 0, self.dist)
+            if signum and shown < inp.numb_steps:
+                if not saved:
+                    self.save()
+                self.stopped_by = signum
+                if main:
+                    self.log(restart_hint(signum, shown, self.last_ckpt))
+                break
         if bar is not None:
             bar.close()
         if main:
             self._summary()
         return rows
 
-    def save(self) -> Path:
-        name = f"{self.inp.save_ckpt}-{self.step}.pt"
-        path = save_checkpoint(self.out / name, self.model, self.optimizer, self.step,
-                               self.inp.raw, self.train_data.state())
-        shutil.copyfile(path, self.out / f"{self.inp.save_ckpt}.pt")
-        (self.out / "checkpoint").write_text(name + "\n")
-        old = sorted(self.out.glob(f"{self.inp.save_ckpt}-*.pt"),
-                     key=lambda f: int(f.stem.rsplit("-", 1)[1]))
-        if self.inp.max_ckpt_keep > 0:  # deepmd's rule: keep the newest max_ckpt_keep
-            for stale in old[: max(len(old) - self.inp.max_ckpt_keep, 0)]:
-                stale.unlink()
+    def save(self) -> Path | None:
+        """Checkpoint of this step (every rank's sampler state; a collective, rank 0
+        writes): atomic, rotated to ``max_ckpt_keep``. Returns the path on rank 0."""
+        states = dist.all_objects(self.train_data.state(), self.dist)
+        if not self.dist.is_main:
+            return None
+        valid = None if self.valid_data is None else self.valid_data.state()
+        state = checkpoint_state(self.model, self.optimizer, self.step, self.inp.raw,
+                                 checkpoints.data_state(states, valid))
+        path = checkpoints.save(self.out, self.inp.save_ckpt, ".pt", self.step,
+                                lambda tmp: torch.save(state, tmp), self.inp.max_ckpt_keep)
+        self.last_ckpt = path
         lcurve.plot(self.out / self.inp.disp_file, self.out / "lcurve.png", required=False)
         return path
 
@@ -168,7 +238,8 @@ class Trainer:
 
 # ---------------------------------------------------------------- commands
 def cli_train(args: argparse.Namespace) -> int:
-    """``dpa2 train INPUT [--output DIR] [--steps N] [--restart CKPT]`` (torch backend).
+    """``dpa2 train INPUT [--output DIR] [--steps N] [--restart CKPT] [--force]`` (torch
+    backend). Returns 0, or ``128 + signal`` after a ``SIGTERM``/Ctrl-C stop.
 
     ``DPA2_TORCH_COMPILE=1`` in the environment trains through
     :meth:`EnergyModel.compile_forces` (minutes of compilation, faster steps).
@@ -176,12 +247,12 @@ def cli_train(args: argparse.Namespace) -> int:
     inp = TrainInput.from_file(args.input, getattr(args, "steps", None))
     compile_ = os.environ.get("DPA2_TORCH_COMPILE", "0") not in ("", "0")
     trainer = Trainer(inp, getattr(args, "output", ".") or ".", getattr(args, "restart", None),
-                      compile=compile_)
+                      compile=compile_, overwrite=bool(getattr(args, "force", False)))
     try:
         trainer.run()
     finally:
         dist.finish(trainer.dist)
-    return 0
+    return 0 if trainer.stopped_by is None else 128 + trainer.stopped_by
 
 
 def cli_test(args: argparse.Namespace) -> int:
