@@ -158,6 +158,8 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--output", default=".", help="directory for checkpoints and lcurve.out")
     t.add_argument("--steps", type=int, default=None, help="override training.numb_steps")
     t.add_argument("--restart", default=None, help="checkpoint to resume from")
+    t.add_argument("--force", action="store_true", help="start a new run even if --output "
+                   "holds another run's checkpoints (they are removed)")
     t.set_defaults(func=cmd_train)
     e = sub.add_parser("test", help="energy/force RMSE of a trained model on data systems")
     e.add_argument("--model", required=True, help="checkpoint or model file")

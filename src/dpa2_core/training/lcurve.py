@@ -7,6 +7,8 @@ from pathlib import Path
 
 import numpy as np
 
+from .checkpoints import atomic_write
+
 __all__ = ["header", "KEYS", "Lcurve", "plot", "read", "row"]
 
 KEYS = ("rmse", "rmse_e", "rmse_f")
@@ -84,6 +86,7 @@ def plot(path: str | os.PathLike, out: str | os.PathLike, reference: str | None 
                       "rmse_f": "force RMSE (eV/Å)"}[key])
         ax.legend(fontsize=7)
     fig.tight_layout()
-    fig.savefig(out, dpi=110)
+    fmt = Path(out).suffix.lstrip(".") or "png"  # the temporary name has no image suffix
+    atomic_write(out, lambda tmp: fig.savefig(tmp, dpi=110, format=fmt))
     plt.close(fig)
     return True

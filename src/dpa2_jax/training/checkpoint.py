@@ -2,7 +2,9 @@
 the batch sampler's state (an exact restart).
 
 ``<save_ckpt>-<step>.npz`` is written at every ``save_freq`` and at the end (the newest
-``max_ckpt_keep`` are kept), and ``<save_ckpt>.npz`` always holds the latest one.
+``max_ckpt_keep`` are kept), and ``<save_ckpt>.npz`` always holds the latest one; the
+writing (atomic) and the rotation are :mod:`dpa2_core.training.checkpoints`, shared with
+the torch trainer.
 :func:`load_model` reads the model back without the training input.
 """
 
@@ -10,7 +12,8 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import shutil
+import zipfile
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -19,11 +22,12 @@ import numpy as np
 
 import dpa2_core as dc
 from dpa2_core.model.fitting import FittingConfig
+from dpa2_core.training import checkpoints
 
 from ..model import ModelConfig, init_model
 from ..params import to_jax
 
-__all__ = ["FORMAT", "load_checkpoint", "load_model", "prune", "save_checkpoint"]
+__all__ = ["FORMAT", "checkpoint_writer", "load_checkpoint", "load_model", "save_checkpoint"]
 
 FORMAT = "dpa2_jax-checkpoint"
 
@@ -33,29 +37,32 @@ def _flat(tree: Any, prefix: str) -> dict[str, np.ndarray]:
     return {prefix + jax.tree_util.keystr(p): np.asarray(x) for p, x in leaves}
 
 
-def save_checkpoint(directory: Path, name: str, step: int, params: dict, opt_state: Any,
-                    config: ModelConfig, data_state: dict | None = None) -> Path:
-    """Write ``directory/<name>-<step>.npz`` and copy it to ``directory/<name>.npz``."""
+def checkpoint_writer(step: int, params: dict, opt_state: Any, config: ModelConfig,
+                      data_state: dict | None = None) -> Callable[[Path], None]:
+    """``write(path)`` of one checkpoint, for :func:`dpa2_core.training.checkpoints.save`
+    (which makes it atomic and rotates); the arrays are copied to the host now."""
     fit = dataclasses.asdict(config.fitting)
     meta = {"format": FORMAT, "step": int(step), "descriptor": config.descriptor.to_dict(),
             "fitting": {**fit, "neuron": list(fit["neuron"])}, "data": data_state}
     opt_leaves = jax.tree.leaves(opt_state)
     arrays = {**_flat(params, "params"),
               **{f"opt/{i}": np.asarray(x) for i, x in enumerate(opt_leaves)}}
-    path = Path(directory) / f"{name}-{step}.npz"
-    np.savez(path, __meta__=np.asarray(json.dumps(meta)), **arrays)
-    shutil.copyfile(path, Path(directory) / f"{name}.npz")
-    return path
+
+    def write(path: Path) -> None:
+        with open(path, "wb") as f:  # a file object: savez would append .npz to a name
+            np.savez(f, __meta__=np.asarray(json.dumps(meta)), **arrays)
+
+    return write
 
 
-def prune(directory: Path, name: str, keep: int) -> None:
-    """Keep the newest ``keep`` ``<name>-<step>.npz`` (deepmd's ``max_ckpt_keep``; 0: all)."""
-    if keep <= 0:
-        return
-    old = sorted(Path(directory).glob(f"{name}-*.npz"),
-                 key=lambda f: int(f.stem.rsplit("-", 1)[1]))
-    for stale in old[: max(len(old) - keep, 0)]:
-        stale.unlink()
+def save_checkpoint(directory: Path, name: str, step: int, params: dict, opt_state: Any,
+                    config: ModelConfig, data_state: dict | None = None,
+                    keep: int = 0) -> Path:
+    """Write ``directory/<name>-<step>.npz`` and ``directory/<name>.npz`` atomically, then
+    keep the newest ``keep`` (0: all); :func:`dpa2_core.training.checkpoints.save`."""
+    return checkpoints.save(directory, name, ".npz", step,
+                            checkpoint_writer(step, params, opt_state, config, data_state),
+                            keep)
 
 
 def _model_config(meta: dict) -> ModelConfig:
@@ -66,11 +73,16 @@ def _model_config(meta: dict) -> ModelConfig:
 def _read(path: Path) -> tuple[dict, dict]:
     if not Path(path).is_file():
         raise FileNotFoundError(f"restart={str(path)!r}: no such checkpoint")
-    with np.load(path, allow_pickle=False) as f:
-        meta = json.loads(str(f["__meta__"]))
-        if meta.get("format") != FORMAT:
-            raise ValueError(f"restart={str(path)!r}: not a dpa2_jax checkpoint")
-        return meta, {k: f[k] for k in f.files if k != "__meta__"}
+    try:
+        with np.load(path, allow_pickle=False) as f:
+            meta = json.loads(str(f["__meta__"])) if "__meta__" in f.files else {}
+            if meta.get("format") != FORMAT:
+                raise ValueError(f"restart={str(path)!r}: not a dpa2_jax checkpoint")
+            return meta, {k: f[k] for k in f.files if k != "__meta__"}
+    except (OSError, EOFError, KeyError, zipfile.BadZipFile) as err:  # torn or foreign
+        raise ValueError(f"restart={str(path)!r}: not a readable dpa2_jax checkpoint "
+                         f"({type(err).__name__}); the newest complete one is named in the "
+                         "'checkpoint' file of its folder") from err
 
 
 def _fill(template: Any, arrays: dict, prefix: str, path: Path) -> Any:

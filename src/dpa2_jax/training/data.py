@@ -15,7 +15,7 @@ from typing import NamedTuple
 import numpy as np
 
 import dpa2_core as dc
-from dpa2_core.io.npy_data import DeepmdSystem
+from dpa2_core.io.npy_data import DataError, DeepmdSystem
 from dpa2_core.neighbors.extension import extension
 from dpa2_core.training.sampling import BatchSampler, batch_sizes
 from dpa2_core.training.settings import DataSettings
@@ -52,7 +52,7 @@ class System:
         self.path, self.config = path, config
         self.frames = DeepmdSystem(path, list(type_map)).frames(dtype)
         if self.frames.energy is None or self.frames.force is None:
-            raise ValueError(f"system={str(path)!r}: energy.npy and force.npy are required")
+            raise DataError(f"system={str(path)!r}: energy.npy and force.npy are required")
         self._ext: Extension | None = None
 
     @property
@@ -84,9 +84,10 @@ class Sampler:
         self.sizes = batch_sizes(settings.batch_size, [s.nloc for s in systems])
         self.sampler = BatchSampler([s.nframes for s in systems], self.sizes,
                                     settings.auto_prob, seed)
+        self.drawn: tuple[int, list[int]] = (-1, [])
 
     def next(self) -> Batch:
-        k, idx = self.sampler.next()
+        k, idx = self.drawn = self.sampler.next()  # (system, frames): named on errors
         return self.systems[k].batch(np.asarray(idx))
 
     def state(self) -> dict:

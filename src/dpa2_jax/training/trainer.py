@@ -17,18 +17,27 @@ from typing import Any
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 import optax
 
 import dpa2_core as dc
 from dpa2_core.progress import progress_bar
-from dpa2_core.training import lcurve
+from dpa2_core.training import checkpoints, faults, lcurve
+from dpa2_core.training.guards import (
+    NonFiniteError,
+    StopSignals,
+    nonfinite_message,
+    restart_hint,
+    skip_message,
+)
 from dpa2_core.training.loss import ener_loss
+from dpa2_core.training.metrics import WeightedMean
 from dpa2_core.training.settings import DataSettings, TrainInput
 
 from ..descriptor import as_jax
 from ..model import ModelConfig, energy_and_forces, init_model, model_trainable
 from ..params import x64_enabled
-from .checkpoint import load_checkpoint, prune, save_checkpoint
+from .checkpoint import checkpoint_writer, load_checkpoint
 from .data import Batch, Sampler, System
 
 __all__ = [
@@ -55,18 +64,22 @@ def optimizer(gradient_max_norm: float = 0.0) -> optax.GradientTransformation:
 @functools.partial(jax.jit, static_argnums=(0, 1, 2))
 def train_step(config: ModelConfig, frozen: tuple[bool, ...], gradient_max_norm,
                params, opt_state, batch: Batch, lr, pref_e, pref_f):
-    """One Adam step; returns ``(params, opt_state, metrics)`` (metrics of the batch before
-    the update). ``frozen``: per-leaf flags (leaf order of ``params``), zero gradient
-    hence zero Adam update. The static arguments are hashable, so every run with the
-    same model and batch shape reuses one compiled step."""
+    """One Adam step; returns ``(params, opt_state, metrics, finite)`` (metrics of the batch
+    before the update). ``finite``: loss and gradient are finite; when not, ``params`` and
+    ``opt_state`` come back unchanged (a non-finite number never reaches them).
+    ``frozen``: per-leaf flags (leaf order of ``params``), zero gradient hence zero Adam
+    update. The static arguments are hashable, so every run with the same model and batch
+    shape reuses one compiled step."""
     grads, metrics = jax.grad(loss_and_metrics, has_aux=True)(params, config, batch,
                                                               pref_e, pref_f)
     leaves, treedef = jax.tree.flatten(grads)
     grads = jax.tree.unflatten(treedef, [jnp.zeros_like(g) if f else g
                                          for g, f in zip(leaves, frozen, strict=True)])
-    updates, opt_state = optimizer(gradient_max_norm).update(grads, opt_state, params)
-    params = jax.tree.map(lambda p, u: p - lr * u, params, updates)
-    return params, opt_state, metrics
+    finite = jnp.isfinite(metrics["rmse"]) & jnp.isfinite(optax.global_norm(grads))
+    updates, new_state = optimizer(gradient_max_norm).update(grads, opt_state, params)
+    new = jax.tree.map(lambda p, u: p - lr * u, params, updates)
+    keep = functools.partial(jax.tree.map, lambda a, b: jnp.where(finite, a, b))
+    return keep(new, params), keep(new_state, opt_state), metrics, finite
 
 
 @functools.partial(jax.jit, static_argnums=0)
@@ -109,14 +122,12 @@ def initial_params(inp: TrainInput, systems: list[System], sizes: list[int]) -> 
 def _validate(config, params, valid: Sampler | None, nbatch: int, pe, pf) -> dict | None:
     if valid is None:
         return None
-    sums, weight = dict.fromkeys(METRICS, 0.0), 0
+    mean = WeightedMean()
     for _ in range(nbatch):
         batch = valid.next()
         m = eval_metrics(config, params, to_device(batch), pe, pf)
-        n = batch.coord.shape[0] * batch.coord.shape[1]
-        sums = {k: sums[k] + float(m[k]) * n for k in METRICS}
-        weight += n
-    return {k: v / weight for k, v in sums.items()}
+        mean.add({k: m[k] for k in METRICS}, batch.coord.shape[0] * batch.coord.shape[1])
+    return mean.result()
 
 
 def _log(step: int, trn: dict, val: dict | None, lr: float, out, bar) -> None:
@@ -134,7 +145,8 @@ def _log(step: int, trn: dict, val: dict | None, lr: float, out, bar) -> None:
 
 
 def initial_state(inp: TrainInput, systems: list[System], sampler: Sampler,
-                  restart: Path | None, out) -> tuple[int, dict, Any]:
+                  restart: Path | None, out, valid: Sampler | None = None
+                  ) -> tuple[int, dict, Any]:
     """(first step, params, optax state): fresh, or read from a checkpoint (which holds the
     statistics and the sampler state too)."""
     opt = optimizer(inp.gradient_max_norm)
@@ -144,34 +156,57 @@ def initial_state(inp: TrainInput, systems: list[System], sampler: Sampler,
     s = inp.settings
     template = init_model(model_config(inp), s.descriptor_seed, fitting_seed=s.fitting_seed)
     step, params, opt_state, data = load_checkpoint(restart, template, opt.init(template))
-    if data is not None:
-        sampler.set_state(data)
+    train, valid_state, note = checkpoints.restore_data_state(data, 0, 1)
+    if train is not None:
+        sampler.set_state(train)
+    if valid_state is not None and valid is not None:
+        valid.set_state(valid_state)
     print(f"restarting from {restart} at step {step}", file=out)
+    if note is not None:
+        print(f"note: {note}", file=out)
     return step, params, opt_state
 
 
-def _save(inp: TrainInput, output: Path, step: int, params, opt_state, config, sampler):
-    save_checkpoint(output, inp.save_ckpt, step, params, opt_state, config, sampler.state())
-    prune(output, inp.save_ckpt, inp.max_ckpt_keep)
+def _save(inp: TrainInput, output: Path, step: int, params, opt_state, config, sampler,
+          valid: Sampler | None = None) -> Path:
+    data = checkpoints.data_state([sampler.state()], None if valid is None else valid.state())
+    path = checkpoints.save(output, inp.save_ckpt, ".npz", step,
+                            checkpoint_writer(step, params, opt_state, config, data),
+                            inp.max_ckpt_keep)
     lcurve.plot(output / inp.disp_file, output / "lcurve.png", required=False)
+    return path
 
 
 def train(inp: TrainInput, output: Path, restart: Path | None = None, out=None,
-          progress: bool = True) -> dict:
-    """Run the training described by ``inp``; returns the last displayed metrics.
+          progress: bool = True, overwrite: bool = False) -> dict:
+    """Run the training described by ``inp``; returns the last displayed metrics, with
+    ``stopped_by`` (the signal that stopped the run early, after saving a checkpoint, or
+    None) and ``skipped`` (non-finite batches dropped, ``nan_policy = "skip"``).
 
     Log lines go to ``out`` (default: the current ``sys.stdout``), the progress bar to
-    stderr.
+    stderr. ``overwrite``: a new run may replace another run's checkpoints in ``output``
+    (refused otherwise).
     """
-    out = sys.stdout if out is None else out
-    output.mkdir(parents=True, exist_ok=True)
+    with StopSignals() as stop:
+        return _train(inp, Path(output), restart, sys.stdout if out is None else out,
+                      progress, overwrite, stop)
+
+
+def _train(inp: TrainInput, output: Path, restart: Path | None, out, progress: bool,
+           overwrite: bool, stop: StopSignals) -> dict:
+    checkpoints.check_output(output, inp.save_ckpt, restart, overwrite)
+    if overwrite and restart is None:
+        checkpoints.clear_run(output, inp.save_ckpt)
     config = model_config(inp)
     train_sys = _systems(inp, inp.training_data)
     seed = 0 if inp.seed is None else inp.seed
     sampler = Sampler(train_sys, inp.training_data, seed)
     valid = None if inp.validation_data is None else Sampler(
         _systems(inp, inp.validation_data), inp.validation_data, seed + 1)
-    start, params, opt_state = initial_state(inp, train_sys, sampler, restart, out)
+    start, params, opt_state = initial_state(inp, train_sys, sampler, restart, out, valid)
+    if restart is not None:
+        checkpoints.truncate_lcurve(output / inp.disp_file, start)
+    last_ckpt, skipped, stopped_by = (None if restart is None else Path(restart)), 0, None
     static = (config, frozen_flags(params, config), inp.gradient_max_norm)
     dtype = inp.settings.descriptor.dtype_name
     curve = lcurve.Lcurve(output / inp.disp_file, valid is not None, append=restart is not None)
@@ -183,36 +218,57 @@ def train(inp: TrainInput, output: Path, restart: Path | None = None, out=None,
     for i in range(start, inp.numb_steps):
         lr = inp.lr.value(i)
         pe, pf = (jnp.asarray(x, dtype) for x in inp.loss.at(lr, inp.lr.start_lr))
-        params, opt_state, m = train_step(*static, params, opt_state, to_device(sampler.next()),
-                                          jnp.asarray(lr, dtype), pe, pf)
+        params, opt_state, m, finite = train_step(*static, params, opt_state,
+                                                  to_device(sampler.next()),
+                                                  jnp.asarray(lr, dtype), pe, pf)
         if i == start:
             jax.block_until_ready(params)
             print(f"first step (compile + run): {time.perf_counter() - tic:.1f} s", file=out)
         shown = i + 1
+        if not bool(finite):
+            what = "loss" if not np.isfinite(float(m["rmse"])) else "gradient"
+            k, idx = sampler.drawn
+            system = f"{k} ({train_sys[k].path})"
+            if inp.nan_policy == "stop":
+                raise NonFiniteError(nonfinite_message(shown, what, system, idx, last_ckpt))
+            skipped += 1
+            print(skip_message(shown, what, system, idx, skipped), file=out)
+        faults.inject("step", shown)
         if shown % inp.disp_freq == 0 or shown == 1:
             trn = {k: float(v) for k, v in m.items()}
             val = _validate(config, params, valid, nval, pe, pf)
             curve.write(shown, lr, trn, val)
             _log(shown, trn, val, lr, out, bar)
             last = {"step": shown, "trn": trn, "val": val, "lr": lr}
-        if shown % inp.save_freq == 0 or shown == inp.numb_steps:
-            _save(inp, output, shown, params, opt_state, config, sampler)
+        saved = shown % inp.save_freq == 0 or shown == inp.numb_steps
+        if saved:
+            last_ckpt = _save(inp, output, shown, params, opt_state, config, sampler, valid)
         if bar is not None:
             bar.update(1)
+        if stop.signum is not None and shown < inp.numb_steps:
+            if not saved:
+                last_ckpt = _save(inp, output, shown, params, opt_state, config, sampler, valid)
+            stopped_by = stop.signum
+            print(restart_hint(stopped_by, shown, last_ckpt), file=out)
+            break
     if bar is not None:
         bar.close()
+    if skipped:
+        print(f"skipped {skipped} batch(es) with a non-finite loss or gradient", file=out)
     print(f"training finished: {inp.numb_steps - start} steps in "
           f"{time.perf_counter() - tic:.1f} s", file=out)
-    return last
+    return {**last, "stopped_by": stopped_by, "skipped": skipped}
 
 
 def cli_train(args: Any) -> int:
-    """``dpa2 train INPUT --backend jax``: args has input, output, steps, restart."""
+    """``dpa2 train INPUT --backend jax``: args has input, output, steps, restart, force.
+    Returns 0, or ``128 + signal`` after a ``SIGTERM``/Ctrl-C stop."""
     inp = TrainInput.from_file(args.input, getattr(args, "steps", None))
     if inp.settings.descriptor.dtype_name == "float64" and not x64_enabled():
         jax.config.update("jax_enable_x64", True)
         print("note: precision float64 -> jax_enable_x64 switched on for this run")
     restart = getattr(args, "restart", None)
-    train(inp, Path(getattr(args, "output", None) or "."),
-          None if restart is None else Path(restart))
-    return 0
+    result = train(inp, Path(getattr(args, "output", None) or "."),
+                   None if restart is None else Path(restart),
+                   overwrite=bool(getattr(args, "force", False)))
+    return 0 if result["stopped_by"] is None else 128 + result["stopped_by"]
