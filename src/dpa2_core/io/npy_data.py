@@ -108,13 +108,16 @@ class DeepmdSystem:
         if raw.dtype.kind not in "fiu":
             raise DataError(f"{where}: dtype {raw.dtype}, expected numbers")
         per = int(np.prod(shape))
-        n = (raw.shape[0] if raw.ndim > 1 else raw.size // max(per, 1)) if nf is None else nf
-        if raw.ndim == 0 or raw.size != n * per or (raw.ndim > 1 and raw.shape[0] != n):
-            frames = raw.shape[0] if raw.ndim > 0 else 0
-            what = f"{frames} frame(s), coord.npy has {n}" if nf is not None and \
-                raw.ndim > 1 and frames != n else f"shape {raw.shape}"
-            raise DataError(f"{where}: {what}; expected ({n}, {per}) = {n} frame(s) of "
+        if raw.ndim > 1 or per == 1:  # (nf, per) or (nf, ...); energies (nf,)
+            n, ok = (raw.shape[0], raw.size == raw.shape[0] * per) if raw.ndim else (0, False)
+        else:  # one frame stored flat
+            n, ok = raw.size // per, raw.size % per == 0
+        if not ok:
+            expected = f"({nf if nf is not None else 'nf'}, {per})"
+            raise DataError(f"{where}: shape {raw.shape}; expected {expected}: frames of "
                             f"{shape}")
+        if nf is not None and n != nf:
+            raise DataError(f"{where}: {n} frame(s), coord.npy has {nf}")
         if n == 0:
             raise DataError(f"{where}: no frames (an empty set)")
         x = raw.astype(np.float64).astype(dtype).reshape(n, *shape)

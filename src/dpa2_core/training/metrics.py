@@ -37,16 +37,18 @@ class WeightedMean:
         return {k: v / self.weight for k, v in self.sums.items()}
 
 
-def energy_force_errors(energy, energy_ref, force=None, force_ref=None) -> dict[str, float]:
+def energy_force_errors(energy, energy_ref, force=None, force_ref=None,
+                        natoms: int | None = None) -> dict[str, float]:
     """Errors of one system: ``energy``/``energy_ref`` (nf,) eV, ``force``/``force_ref``
     (nf, nloc, 3) eV/Å (or None). Returns ``rmse_e``, ``mae_e`` (eV), ``rmse_e_atom``,
-    ``mae_e_atom`` (eV/atom; nloc from the forces, else NaN), ``rmse_f``, ``mae_f``
-    (eV/Å; NaN without forces), ``nframes``, ``natoms``."""
+    ``mae_e_atom`` (eV/atom; ``natoms``, default nloc of the forces, else NaN),
+    ``rmse_f``, ``mae_f`` (eV/Å; NaN without forces), ``nframes``, ``natoms``."""
     de = np.asarray(energy, dtype=np.float64) - np.asarray(energy_ref, dtype=np.float64)
     has_f = force is not None and force_ref is not None
     df = np.asarray(force, dtype=np.float64) - np.asarray(force_ref, dtype=np.float64) \
         if has_f else None
-    natoms = int(df.shape[1]) if has_f else 0
+    if natoms is None:
+        natoms = int(df.shape[1]) if has_f else 0
     rmse_e, mae_e = float(np.sqrt(np.mean(de**2))), float(np.mean(np.abs(de)))
     nan = float("nan")
     return {"nframes": int(de.shape[0]), "natoms": natoms, "rmse_e": rmse_e, "mae_e": mae_e,

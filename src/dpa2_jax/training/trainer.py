@@ -75,7 +75,7 @@ def train_step(config: ModelConfig, frozen: tuple[bool, ...], gradient_max_norm,
     leaves, treedef = jax.tree.flatten(grads)
     grads = jax.tree.unflatten(treedef, [jnp.zeros_like(g) if f else g
                                          for g, f in zip(leaves, frozen, strict=True)])
-    finite = jnp.isfinite(metrics["rmse"]) & jnp.isfinite(optax.global_norm(grads))
+    finite = jnp.isfinite(metrics["rmse"]) & jnp.isfinite(optax.tree.norm(grads))
     updates, new_state = optimizer(gradient_max_norm).update(grads, opt_state, params)
     new = jax.tree.map(lambda p, u: p - lr * u, params, updates)
     keep = functools.partial(jax.tree.map, lambda a, b: jnp.where(finite, a, b))
@@ -187,13 +187,18 @@ def train(inp: TrainInput, output: Path, restart: Path | None = None, out=None,
     stderr. ``overwrite``: a new run may replace another run's checkpoints in ``output``
     (refused otherwise).
     """
+    bars: list = []
     with StopSignals() as stop:
-        return _train(inp, Path(output), restart, sys.stdout if out is None else out,
-                      progress, overwrite, stop)
+        try:
+            return _train(inp, Path(output), restart, sys.stdout if out is None else out,
+                          progress, overwrite, stop, bars)
+        finally:  # an error message then starts on a line of its own
+            for bar in bars:
+                bar.close()
 
 
 def _train(inp: TrainInput, output: Path, restart: Path | None, out, progress: bool,
-           overwrite: bool, stop: StopSignals) -> dict:
+           overwrite: bool, stop: StopSignals, bars: list) -> dict:
     checkpoints.check_output(output, inp.save_ckpt, restart, overwrite)
     if overwrite and restart is None:
         checkpoints.clear_run(output, inp.save_ckpt)
@@ -214,6 +219,7 @@ def _train(inp: TrainInput, output: Path, restart: Path | None, out, progress: b
     last: dict = {}
     bar = progress_bar(progress, total=inp.numb_steps, initial=start, desc="train",
                            unit="step")
+    bars += [] if bar is None else [bar]
     tic = time.perf_counter()
     for i in range(start, inp.numb_steps):
         lr = inp.lr.value(i)

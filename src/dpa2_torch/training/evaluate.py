@@ -9,6 +9,7 @@ import numpy as np
 import torch
 
 from dpa2_core.io.npy_data import DeepmdSystem
+from dpa2_core.training.metrics import average_errors, energy_force_errors
 
 from ..model import EnergyModel
 
@@ -59,11 +60,10 @@ def evaluate_systems(model: EnergyModel, systems: list[Path], numb_test: int | N
             raise ValueError(f"system={str(path)!r}: no energy.npy to compare against")
         energy, force = predict(model, f.coord[:n], f.atype[:n], None if f.box is None
                                 else f.box[:n])
-        de = energy - f.energy[:n]
-        df = force - f.force[:n] if f.force is not None else np.full(1, np.nan)
-        results.append(SystemErrors(str(path), n, f.coord.shape[1],
-                                    float(np.sqrt(np.mean(de**2))), float(np.mean(np.abs(de))),
-                                    float(np.sqrt(np.mean(df**2))), float(np.mean(np.abs(df)))))
+        e = energy_force_errors(energy, f.energy[:n], force,
+                                None if f.force is None else f.force[:n], f.coord.shape[1])
+        results.append(SystemErrors(str(path), n, f.coord.shape[1], e["rmse_e"], e["mae_e"],
+                                    e["rmse_f"], e["mae_f"]))
     return results
 
 
@@ -78,10 +78,10 @@ def report(results: list[SystemErrors]) -> str:
                   f"Force  MAE         : {r.mae_f:e} eV/Å",
                   f"Force  RMSE        : {r.rmse_f:e} eV/Å"]
     if len(results) > 1:
-        w = np.asarray([r.nframes for r in results], dtype=float)
-        e = np.sqrt(np.sum(w * [r.rmse_e_atom**2 for r in results]) / w.sum())
-        wf = w * [r.natoms for r in results]
-        f = np.sqrt(np.sum(wf * [r.rmse_f**2 for r in results]) / wf.sum())
+        avg = average_errors([{"nframes": r.nframes, "natoms": r.natoms,
+                               "rmse_e_atom": r.rmse_e_atom, "rmse_f": r.rmse_f}
+                              for r in results])
         lines += ["# weighted average over systems",
-                  f"Energy RMSE/Natoms : {e:e} eV", f"Force  RMSE        : {f:e} eV/Å"]
+                  f"Energy RMSE/Natoms : {avg['rmse_e_atom']:e} eV",
+                  f"Force  RMSE        : {avg['rmse_f']:e} eV/Å"]
     return "\n".join(lines)

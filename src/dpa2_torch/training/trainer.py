@@ -169,16 +169,21 @@ class Trainer:
     def run(self) -> list[dict]:
         """Train to ``numb_steps``; returns the displayed rows (main rank). ``SIGTERM`` or
         Ctrl-C stops it after the current step, with a checkpoint (:attr:`stopped_by`)."""
+        self._bar = None
         with StopSignals() as stop:
-            return self._run(stop)
+            try:
+                return self._run(stop)
+            finally:  # an error message then starts on a line of its own
+                if self._bar is not None:
+                    self._bar.close()
 
     def _run(self, stop: StopSignals) -> list[dict]:
         main, inp = self.dist.is_main, self.inp
         curve = lcurve.Lcurve(self.out / inp.disp_file, inp.validation_data is not None,
                               append=self.step > 0) if main else None
         rows: list[dict] = []
-        bar = progress_bar(main, total=inp.numb_steps, initial=self.step, desc="train",
-                           unit="step")
+        bar = self._bar = progress_bar(main, total=inp.numb_steps, initial=self.step,
+                                       desc="train", unit="step")
         while self.step < inp.numb_steps:
             start = time.perf_counter()
             lr, metrics = self.train_step()
@@ -229,6 +234,8 @@ class Trainer:
         return path
 
     def _summary(self) -> None:
+        if self.skipped:
+            self.log(f"skipped {self.skipped} batch(es) with a non-finite loss or gradient")
         times = self.step_times[2:] or self.step_times
         if times:
             self.log(f"trained {len(self.step_times)} steps; {np.mean(times):.3f} s/step "
