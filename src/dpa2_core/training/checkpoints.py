@@ -145,13 +145,15 @@ def _run_files(directory: Path, prefix: str) -> list[Path]:
 
 
 def check_output(directory: str | os.PathLike, prefix: str, restart: object = None,
-                 overwrite: bool = False) -> None:
+                 overwrite: bool = False, clean: bool = True) -> None:
     """Make sure ``directory`` can take this run's outputs, before any step.
 
     A new run (``restart`` None) into a folder holding checkpoints of another run
     (``<prefix>[-<step>].pt|.npz`` or a ``checkpoint`` file) is refused unless
     ``overwrite``; the folder must be creatable and writable (checked by writing and
-    removing a probe file). Raises :class:`OutputError` naming the folder."""
+    removing a probe file). ``clean``: remove the temporary files of a killed run (only
+    the process that writes, rank 0, may: another rank's clean-up could race its writes).
+    Raises :class:`OutputError` naming the folder."""
     directory = Path(directory)
     try:
         directory.mkdir(parents=True, exist_ok=True)
@@ -169,7 +171,7 @@ def check_output(directory: str | os.PathLike, prefix: str, restart: object = No
                 f"output={str(directory)!r}: holds checkpoints of another run ({shown}); "
                 "continue it with --restart CKPT, choose another --output, or pass --force "
                 "to overwrite it")
-    for stale in directory.glob(f".*{_TMP}"):  # torn writes of a killed run
+    for stale in directory.glob(f".*{_TMP}") if clean else ():  # torn writes of a killed run
         stale.unlink(missing_ok=True)
 
 

@@ -4,7 +4,10 @@ Shared by ``dpa2 train`` on every backend. Supported: ``model`` (type_map, descr
 ``dpa2``, energy ``fitting_net``, data_stat_nbatch), ``learning_rate`` (``exp`` with
 deepmd's decay rule and optional warmup), ``loss`` (``ener``: energy and force
 prefactors), ``training`` (steps, display, checkpoints, seed, gradient clipping,
-training/validation data). Keys that change results but are not implemented raise
+training/validation data, and our ``nan_policy``: ``"stop"`` or ``"skip"`` a batch with a
+non-finite loss or gradient, :mod:`dpa2_core.training.guards`). A value of the wrong type
+names its key path (``training.training_data.systems[2]``), a JSON syntax error its line
+and column. Keys that change results but are not implemented raise
 ``ValueError`` naming them (so do bookkeeping keys set away from their default when
 that default is the only behaviour here); keys that change nothing numeric
 (``stat_file``, ``disp_file``, ``_comment``, ...) are accepted.

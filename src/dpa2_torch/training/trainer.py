@@ -50,7 +50,8 @@ class Trainer:
                  overwrite: bool = False) -> None:
         self.inp, self.out, self.log = inp, Path(output), log
         self.dist = dist.init_from_env(device)
-        checkpoints.check_output(self.out, inp.save_ckpt, restart, overwrite)
+        checkpoints.check_output(self.out, inp.save_ckpt, restart, overwrite,
+                                 clean=self.dist.is_main)
         if overwrite and restart is None and self.dist.is_main:
             checkpoints.clear_run(self.out, inp.save_ckpt)
         self.stopped_by: int | None = None
