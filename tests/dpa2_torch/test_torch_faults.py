@@ -84,6 +84,12 @@ def test_sigkill_at_seeded_moments_then_restart_repeats_the_run(tmp_path, refere
         ["model.ckpt-2.pt"]
     assert (out / ".model.ckpt-4.pt.tmp").is_file()  # the torn write, left by the kill
     _assert_same(_params(out / "model.ckpt.pt"), _params(out / "model.ckpt-2.pt"))
+    torn = tmp_path / "torn.pt"  # what a non-atomic writer would have left under the name
+    torn.write_bytes((out / ".model.ckpt-4.pt.tmp").read_bytes())
+    with pytest.raises(ValueError, match=r"restart='.*torn.pt': not a readable dpa2_torch "
+                                         r"checkpoint"):
+        Trainer(TrainInput.from_file(inp_path), tmp_path / "other", restart=str(torn),
+                log=quiet)
     second = _cli(inp_path, out, "--restart", str(out / "model.ckpt-2.pt"),
                   fault=f"kill@step={kill_step}")
     assert second.returncode == -signal.SIGKILL, second.stderr[-2000:]

@@ -1,12 +1,5 @@
-"""Error metrics of energy models, in numpy, for the trainers and ``dpa2 test``.
-
-- :class:`WeightedMean`: the validation metrics of ``numb_btch`` batches, each batch
-  weighted by its number of atoms (``nframes * nloc``), as deepmd-kit averages them;
-- :func:`energy_force_errors`: RMSE and MAE of energies (total and per atom) and forces
-  of one system;
-- :func:`average_errors`: those of several systems, frame-weighted (energies) and
-  atom-weighted (forces), as ``dp test`` reports them.
-"""
+"""Error metrics of predictions against labels, pure numpy: ``dpa2 test`` (both backends)
+and the trainers' validation mean (:class:`WeightedMean`, both trainers)."""
 
 from __future__ import annotations
 
@@ -14,19 +7,52 @@ from collections.abc import Mapping, Sequence
 
 import numpy as np
 
-__all__ = ["WeightedMean", "average_errors", "energy_force_errors"]
+__all__ = ["WeightedMean", "energy_force_errors", "weighted_errors"]
+
+
+def energy_force_errors(energy: np.ndarray, energy_ref: np.ndarray, natoms: int,
+                        force: np.ndarray | None = None, force_ref: np.ndarray | None = None
+                        ) -> dict[str, float]:
+    """MAE and RMSE of energies (nf,) eV, per atom (eV/atom) and of forces (nf, nloc, 3)
+    eV/Å (NaN where there are no force labels); ``nframes`` and ``natoms`` included."""
+    de = np.asarray(energy, dtype=np.float64) - np.asarray(energy_ref, dtype=np.float64)
+    out = {"nframes": float(de.shape[0]), "natoms": float(natoms),
+           "mae_e": float(np.mean(np.abs(de))), "rmse_e": float(np.sqrt(np.mean(de**2))),
+           "mae_ea": float(np.mean(np.abs(de))) / natoms,
+           "rmse_ea": float(np.sqrt(np.mean(de**2))) / natoms,
+           "mae_f": float("nan"), "rmse_f": float("nan")}
+    if force is not None and force_ref is not None:
+        df = np.asarray(force, dtype=np.float64) - np.asarray(force_ref, dtype=np.float64)
+        out["mae_f"] = float(np.mean(np.abs(df)))
+        out["rmse_f"] = float(np.sqrt(np.mean(df**2)))
+    return out
+
+
+def weighted_errors(per_system: Sequence[dict[str, float]]) -> dict[str, float]:
+    """Errors over several systems: energy terms weighted by frames, force terms by frames
+    times atoms (deepmd's ``dp test`` averages; RMSEs combine as root mean squares)."""
+    w = np.asarray([s["nframes"] for s in per_system])
+    wf = w * np.asarray([s["natoms"] for s in per_system])
+    out = {"nframes": float(w.sum())}
+    for key, weight in (("e", w), ("ea", w), ("f", wf)):
+        mae = np.asarray([s[f"mae_{key}"] for s in per_system])
+        rmse = np.asarray([s[f"rmse_{key}"] for s in per_system])
+        out[f"mae_{key}"] = float(np.sum(weight * mae) / weight.sum())
+        out[f"rmse_{key}"] = float(np.sqrt(np.sum(weight * rmse**2) / weight.sum()))
+    return out
 
 
 class WeightedMean:
-    """Running weighted mean of metric dicts: ``add(metrics, weight)``, ``result()``."""
+    """Running weighted mean of metric dicts, e.g. the validation metrics of ``numb_btch``
+    batches, each weighted by its atom count ``nframes * nloc`` (deepmd-kit's average):
+    ``add(metrics, weight)`` in batch order, then ``result()``."""
 
     def __init__(self) -> None:
         self.sums: dict[str, float] = {}
         self.weight = 0.0
 
     def add(self, metrics: Mapping[str, object], weight: float) -> None:
-        """``metrics``: name -> scalar (any array type ``float()`` accepts); ``weight``:
-        e.g. the batch's atom count."""
+        """``metrics``: name -> scalar (anything ``float()`` takes: numpy, torch, jax)."""
         self.weight += weight
         for k, v in metrics.items():
             self.sums[k] = self.sums.get(k, 0.0) + float(v) * weight
@@ -35,35 +61,3 @@ class WeightedMean:
         if self.weight <= 0:
             raise ValueError("WeightedMean: nothing was added")
         return {k: v / self.weight for k, v in self.sums.items()}
-
-
-def energy_force_errors(energy, energy_ref, force=None, force_ref=None,
-                        natoms: int | None = None) -> dict[str, float]:
-    """Errors of one system: ``energy``/``energy_ref`` (nf,) eV, ``force``/``force_ref``
-    (nf, nloc, 3) eV/Å (or None). Returns ``rmse_e``, ``mae_e`` (eV), ``rmse_e_atom``,
-    ``mae_e_atom`` (eV/atom; ``natoms``, default nloc of the forces, else NaN),
-    ``rmse_f``, ``mae_f`` (eV/Å; NaN without forces), ``nframes``, ``natoms``."""
-    de = np.asarray(energy, dtype=np.float64) - np.asarray(energy_ref, dtype=np.float64)
-    has_f = force is not None and force_ref is not None
-    df = np.asarray(force, dtype=np.float64) - np.asarray(force_ref, dtype=np.float64) \
-        if has_f else None
-    if natoms is None:
-        natoms = int(df.shape[1]) if has_f else 0
-    rmse_e, mae_e = float(np.sqrt(np.mean(de**2))), float(np.mean(np.abs(de)))
-    nan = float("nan")
-    return {"nframes": int(de.shape[0]), "natoms": natoms, "rmse_e": rmse_e, "mae_e": mae_e,
-            "rmse_e_atom": rmse_e / natoms if natoms else nan,
-            "mae_e_atom": mae_e / natoms if natoms else nan,
-            "rmse_f": float(np.sqrt(np.mean(df**2))) if has_f else nan,
-            "mae_f": float(np.mean(np.abs(df))) if has_f else nan}
-
-
-def average_errors(errors: Sequence[Mapping[str, float]]) -> dict[str, float]:
-    """Several systems' :func:`energy_force_errors`: per-atom energy RMSE weighted by
-    frames, force RMSE weighted by frames x atoms (squares averaged, then the root)."""
-    w = np.asarray([e["nframes"] for e in errors], dtype=float)
-    wf = w * np.asarray([e["natoms"] for e in errors], dtype=float)
-    e2 = np.asarray([e["rmse_e_atom"] ** 2 for e in errors])
-    f2 = np.asarray([e["rmse_f"] ** 2 for e in errors])
-    return {"rmse_e_atom": float(np.sqrt(np.sum(w * e2) / w.sum())),
-            "rmse_f": float(np.sqrt(np.sum(wf * f2) / wf.sum()))}

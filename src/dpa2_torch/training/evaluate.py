@@ -9,7 +9,7 @@ import numpy as np
 import torch
 
 from dpa2_core.io.npy_data import DeepmdSystem
-from dpa2_core.training.metrics import average_errors, energy_force_errors
+from dpa2_core.training.metrics import energy_force_errors, weighted_errors
 
 from ..model import EnergyModel
 
@@ -60,8 +60,8 @@ def evaluate_systems(model: EnergyModel, systems: list[Path], numb_test: int | N
             raise ValueError(f"system={str(path)!r}: no energy.npy to compare against")
         energy, force = predict(model, f.coord[:n], f.atype[:n], None if f.box is None
                                 else f.box[:n])
-        e = energy_force_errors(energy, f.energy[:n], force,
-                                None if f.force is None else f.force[:n], f.coord.shape[1])
+        e = energy_force_errors(energy, f.energy[:n], f.coord.shape[1], force,
+                                None if f.force is None else f.force[:n])
         results.append(SystemErrors(str(path), n, f.coord.shape[1], e["rmse_e"], e["mae_e"],
                                     e["rmse_f"], e["mae_f"]))
     return results
@@ -78,10 +78,11 @@ def report(results: list[SystemErrors]) -> str:
                   f"Force  MAE         : {r.mae_f:e} eV/Å",
                   f"Force  RMSE        : {r.rmse_f:e} eV/Å"]
     if len(results) > 1:
-        avg = average_errors([{"nframes": r.nframes, "natoms": r.natoms,
-                               "rmse_e_atom": r.rmse_e_atom, "rmse_f": r.rmse_f}
-                              for r in results])
+        avg = weighted_errors([{"nframes": r.nframes, "natoms": r.natoms, "mae_e": r.mae_e,
+                                "rmse_e": r.rmse_e, "mae_ea": r.mae_e / r.natoms,
+                                "rmse_ea": r.rmse_e_atom, "mae_f": r.mae_f,
+                                "rmse_f": r.rmse_f} for r in results])
         lines += ["# weighted average over systems",
-                  f"Energy RMSE/Natoms : {avg['rmse_e_atom']:e} eV",
+                  f"Energy RMSE/Natoms : {avg['rmse_ea']:e} eV",
                   f"Force  RMSE        : {avg['rmse_f']:e} eV/Å"]
     return "\n".join(lines)
