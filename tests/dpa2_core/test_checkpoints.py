@@ -139,3 +139,16 @@ def test_nonfinite_message_names_step_batch_and_checkpoint():
     assert msg.startswith("step 7: non-finite loss on the batch of system 0 (data/a) "
                           "frames [3, 1]")
     assert "nan_policy" in msg and "no checkpoint" in msg
+
+
+def test_rewind_drops_the_abandoned_timeline(tmp_path):
+    """A restart from step 2 in a folder that already has steps 4 and 6: those would
+    outrank the new step-4 file in the rotation (keep=1 would delete the new one)."""
+    for step in (2, 4, 6):
+        checkpoints.save(tmp_path, "m", ".pt", step, _write(b"old%d" % step), keep=0)
+    (tmp_path / "lcurve.out").write_text("# h\n      2   1\n      4   1\n      6   1\n")
+    notes = checkpoints.rewind(tmp_path, "m", ".pt", 2, tmp_path / "lcurve.out")
+    assert len(notes) == 2 and "m-4.pt, m-6.pt" in notes[1]
+    checkpoints.save(tmp_path, "m", ".pt", 4, _write(b"new4"), keep=1)
+    assert checkpoints.latest(tmp_path, "m", ".pt").read_bytes() == b"new4"
+    assert (tmp_path / "lcurve.out").read_text() == "# h\n      2   1\n"

@@ -18,7 +18,7 @@ import pytest
 from conftest import tiny_dict
 from oracle import WATER
 
-from dpa2_core.training import checkpoints, faults
+from dpa2_core.training import checkpoints, faults, lcurve
 from dpa2_core.training.guards import NonFiniteError
 from dpa2_core.training.settings import TrainInput
 from dpa2_jax.training import cli_train, train
@@ -35,6 +35,12 @@ def training_settings():
     feed NaN on purpose (no debug_nans)."""
     with jax.numpy_dtype_promotion("standard"), jax.debug_nans(False):
         yield
+
+
+@pytest.fixture(autouse=True)
+def no_plots(monkeypatch):
+    """In-process runs skip lcurve.png (seconds per checkpoint, not under test here)."""
+    monkeypatch.setattr(lcurve, "plot", lambda *a, **k: False)
 
 
 class Quiet:
@@ -94,7 +100,9 @@ def reference(tmp_path_factory):
     """An uninterrupted run: (input path, lcurve text, final parameter leaves)."""
     tmp = tmp_path_factory.mktemp("reference")
     path = small_input(tmp)
-    with jax.enable_x64(True), jax.numpy_dtype_promotion("standard"):
+    with jax.enable_x64(True), jax.numpy_dtype_promotion("standard"), \
+            pytest.MonkeyPatch.context() as mp:
+        mp.setattr(lcurve, "plot", lambda *a, **k: False)
         _train(path, tmp / "out")
         leaves = _leaves(tmp / "out" / f"model.ckpt-{STEPS}.npz")
     return path, (tmp / "out" / "lcurve.out").read_text(), leaves

@@ -19,7 +19,7 @@ from conftest import tiny_input
 from torch_helpers import one_thread  # noqa: F401  (autouse fixture)
 
 from dpa2_cli.main import main
-from dpa2_core.training import checkpoints, faults
+from dpa2_core.training import checkpoints, faults, lcurve
 from dpa2_core.training.guards import NonFiniteError
 from dpa2_core.training.settings import TrainInput
 from dpa2_torch.training import Trainer
@@ -32,13 +32,21 @@ def quiet(*args) -> None:
     pass
 
 
+@pytest.fixture(autouse=True)
+def no_plots(monkeypatch):
+    """In-process runs skip lcurve.png (seconds per checkpoint, not under test here)."""
+    monkeypatch.setattr(lcurve, "plot", lambda *a, **k: False)
+
+
 @pytest.fixture(scope="module")
 def reference(tmp_path_factory):
     """An uninterrupted run: (input path, lcurve text, final state dict)."""
     tmp = tmp_path_factory.mktemp("reference")
     path = tiny_input(tmp, steps=STEPS, disp_freq=1, save_freq=2)
     trainer = Trainer(TrainInput.from_file(path), tmp / "out", log=quiet)
-    trainer.run()
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(lcurve, "plot", lambda *a, **k: False)
+        trainer.run()
     return path, (tmp / "out" / "lcurve.out").read_text(), trainer.model.state_dict()
 
 

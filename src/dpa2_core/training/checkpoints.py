@@ -31,7 +31,7 @@ from . import faults
 
 __all__ = ["POINTER", "CheckpointError", "OutputError", "atomic_write", "check_output",
            "checkpoints", "clear_run", "data_state", "latest", "restore_data_state",
-           "rotate", "save", "step_of", "truncate_lcurve"]
+           "rewind", "rotate", "save", "step_of", "truncate_lcurve"]
 
 POINTER = "checkpoint"  # one line: the file name of the newest checkpoint (deepmd-kit's)
 _TMP = ".tmp"
@@ -205,6 +205,26 @@ def truncate_lcurve(path: str | os.PathLike, step: int) -> int:
     if dropped:
         atomic_write(path, lambda tmp: tmp.write_text("".join(kept)))
     return dropped
+
+
+def rewind(directory: str | os.PathLike, prefix: str, suffix: str, step: int,
+           lcurve_path: str | os.PathLike) -> list[str]:
+    """Before a restart at ``step`` in ``directory``: drop the lcurve rows after ``step``
+    (:func:`truncate_lcurve`) and the step checkpoints after it (a timeline the restart
+    abandons; kept, they would outrank the new files in the rotation and in
+    :func:`latest`). Returns a note per change, for the log."""
+    notes = []
+    rows = truncate_lcurve(lcurve_path, step)
+    if rows:
+        notes.append(f"{Path(lcurve_path).name}: {rows} row(s) after step {step} dropped")
+    later = [p for p in checkpoints(directory, prefix, suffix)
+             if (step_of(p, prefix, suffix) or 0) > step]
+    for p in later:
+        p.unlink(missing_ok=True)
+    if later:
+        notes.append(f"checkpoints after step {step} removed: "
+                     + ", ".join(p.name for p in later))
+    return notes
 
 
 def data_state(train: Sequence[dict], valid: dict | None) -> dict:

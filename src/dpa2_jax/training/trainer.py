@@ -210,7 +210,9 @@ def _train(inp: TrainInput, output: Path, restart: Path | None, out, progress: b
         _systems(inp, inp.validation_data), inp.validation_data, seed + 1)
     start, params, opt_state = initial_state(inp, train_sys, sampler, restart, out, valid)
     if restart is not None:
-        checkpoints.truncate_lcurve(output / inp.disp_file, start)
+        for line in checkpoints.rewind(output, inp.save_ckpt, ".npz", start,
+                                       output / inp.disp_file):
+            print(f"note: {line}", file=out)
     last_ckpt, skipped, stopped_by = (None if restart is None else Path(restart)), 0, None
     static = (config, frozen_flags(params, config), inp.gradient_max_norm)
     dtype = inp.settings.descriptor.dtype_name

@@ -109,7 +109,9 @@ class Trainer:
             self.log(f"restarting from {path} at step {self.step}")
             if note is not None:
                 self.log(f"note: {note}")
-            checkpoints.truncate_lcurve(self.out / self.inp.disp_file, self.step)
+            for line in checkpoints.rewind(self.out, self.inp.save_ckpt, ".pt", self.step,
+                                           self.out / self.inp.disp_file):
+                self.log(f"note: {line}")
 
     # ------------------------------------------------------------ one step
     def train_step(self) -> tuple[float, dict]:
