@@ -190,7 +190,10 @@ TRAIN_KEY_DOCS: dict[str, dict[str, str]] = {
         "save_ckpt": "Checkpoint file prefix.",
         "max_ckpt_keep": "How many step checkpoints to keep.",
         "gradient_max_norm": "Clip the gradient to this global norm (0: no clipping).",
-        "nan_policy": "What to do when a step produces a non-finite loss or gradient.",
+        "nan_policy": "What to do when a step produces a non-finite loss or gradient: "
+                      "`\"stop\"` (name the step and batch, keep the last good checkpoint) "
+                      "or `\"skip\"` (drop the batch, counted in the log); not a deepmd-kit "
+                      "key.",
         "training_data": "The training systems (required), see below.",
         "validation_data": "Systems for the validation columns of the learning curve.",
         "stat_file": "deepmd-kit's statistics cache; not used.",

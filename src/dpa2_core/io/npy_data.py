@@ -16,10 +16,9 @@ from typing import NamedTuple
 
 import numpy as np
 
+from ..neighbors.cells import check_cell
+
 __all__ = ["DataError", "DeepmdSystem", "Frames"]
-
-MIN_VOLUME = 1e-6  # Å^3: a box below this is degenerate (zero-volume) for the cell lists
-
 
 class DataError(ValueError):
     """Bad training/test data; the message names the system path, the file and the frame."""
@@ -131,14 +130,14 @@ class DeepmdSystem:
         nf = coord.shape[0]
         box = self._array(s, "box", nf, (3, 3), dtype) \
             if (s / "box.npy").is_file() and not (self.path / "nopbc").exists() else None
-        if box is not None:
-            vol = np.abs(np.linalg.det(box.astype(np.float64)))
-            if (vol < MIN_VOLUME).any():
-                i = int(np.argmax(vol < MIN_VOLUME))
+        for i in range(nf if box is not None else 0):
+            try:  # the one degeneracy rule of the neighbor lists and the statistics
+                check_cell(box[i].astype(np.float64), (True, True, True), i)
+            except ValueError:
                 name = (s / "box.npy").relative_to(self.path)
                 raise DataError(f"system={str(self.path)!r}: {name}: frame {i}: the box has "
-                                f"zero volume ({vol[i]:.3g} Å^3); use a nopbc file for "
-                                "non-periodic data")
+                                "zero volume (lattice vectors zero or linearly dependent); "
+                                "use a nopbc file for non-periodic data") from None
         energy = self._array(s, "energy", nf, (), dtype) \
             if (s / "energy.npy").is_file() else None
         force = self._array(s, "force", nf, (self.nloc, 3), dtype) \
