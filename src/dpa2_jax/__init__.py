@@ -20,8 +20,10 @@ from .model import (  # noqa: E402
     atom_energy,
     energy,
     energy_and_forces,
+    from_record,
     init_model,
     load_deepmd_model,
+    load_model,
 )
 from .params import cast, init_params, load_deepmd, to_jax, to_numpy, x64_enabled  # noqa: E402
 
@@ -35,11 +37,13 @@ __all__ = [
     "descriptor",
     "energy",
     "energy_and_forces",
+    "from_record",
     "init_model",
     "init_params",
     "jit_descriptor",
     "load_deepmd",
     "load_deepmd_model",
+    "load_model",
     "neighbor",
     "to_jax",
     "to_numpy",

@@ -20,7 +20,9 @@ import numpy as np
 
 import dpa2_core as dc
 from dpa2_core.array_api import Array
+from dpa2_core.io.deepmd_model import DeepmdModel
 from dpa2_core.io.deepmd_model import load_deepmd_model as load_deepmd_model_np
+from dpa2_core.io.loader import load_model as load_model_np
 from dpa2_core.model.fitting import FittingConfig, atomic_energy, init_fitting_params
 from dpa2_core.neighbors.extension import Extension
 from dpa2_core.neighbors.extension import extend_coord as _extend_coord
@@ -29,8 +31,8 @@ from .descriptor import descriptor
 from .params import check_precision, to_jax, trainable_mask
 
 __all__ = [
-    "atom_energy", "energy", "energy_and_forces", "extend_coord", "init_model",
-    "load_deepmd_model", "model_trainable", "ModelConfig",
+    "atom_energy", "energy", "energy_and_forces", "extend_coord", "from_record", "init_model",
+    "load_deepmd_model", "load_model", "model_trainable", "ModelConfig",
 ]
 
 
@@ -72,10 +74,34 @@ def init_model(config: ModelConfig, seed: int = 0, descriptor_params: Any = None
 def load_deepmd_model(source: dict | str | os.PathLike) -> tuple[ModelConfig, dict]:
     """``(ModelConfig, params)`` of a whole deepmd-kit energy model (``.dp``/``.yaml``/
     ``.json`` or its dict): descriptor, fitting net and ``out_bias``."""
-    m = load_deepmd_model_np(source)
-    return ModelConfig(m.config, m.fitting_config), {
-        "descriptor": to_jax(m.params), "fitting": to_jax(m.fitting_params),
-        "out_bias": to_jax(m.out_bias.astype(m.config.dtype_name))}
+    if isinstance(source, dict):
+        return from_record(load_deepmd_model_np(source))
+    return load_model(source)
+
+
+def from_record(m: DeepmdModel, dtype: str | None = None) -> tuple[ModelConfig, dict]:
+    """``(ModelConfig, jax params)`` of a :class:`dpa2_core.DeepmdModel` (converted once);
+    ``dtype`` (e.g. ``"float32"``) is an explicit cast of configs and parameters."""
+    desc, fit = m.config, m.fitting_config
+    if dtype is not None:
+        desc = dataclasses.replace(desc, precision=dtype)
+        fit = dataclasses.replace(fit, precision=desc.dtype_name)
+    name = desc.dtype_name
+    check_precision(name)
+    return ModelConfig(desc, fit), {
+        "descriptor": to_jax(m.params, name), "fitting": to_jax(m.fitting_params, name),
+        "out_bias": to_jax(np.asarray(m.out_bias).astype(name))}
+
+
+def load_model(source: Any, head: str | None = None, dtype: str | None = None
+               ) -> tuple[ModelConfig, dict]:
+    """``(ModelConfig, jax params)`` of any model file (:func:`dpa2_core.io.load_model`
+    reads it, recognising the kind by content: deepmd-kit .dp/.yaml/.json and .pt
+    checkpoints, ``dpa2 train`` checkpoints of both backends) or of a
+    :class:`dpa2_core.DeepmdModel` record. A float64 model needs ``jax_enable_x64`` unless
+    ``dtype="float32"`` casts it."""
+    record = source if isinstance(source, DeepmdModel) else load_model_np(source, head)
+    return from_record(record, dtype)
 
 
 def model_trainable(params: dict, config: ModelConfig) -> dict:

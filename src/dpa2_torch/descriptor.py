@@ -60,15 +60,16 @@ class DescrptDPA2(nn.Module):
 
     @classmethod
     def from_deepmd(cls, source: Any, head: str | None = None) -> DescrptDPA2:
-        """Load a deepmd-kit descriptor: anything :func:`dpa2_core.load_deepmd` reads, or a
-        deepmd-kit PyTorch training checkpoint (``.pt``; ``head`` picks a multi-task head,
-        default the only/first one)."""
-        from .deepmd_io import descriptor_from_checkpoint, is_checkpoint
+        """Load a descriptor: a deepmd-kit dict, or any model file
+        :func:`dpa2_core.io.load_descriptor` reads (deepmd-kit .dp/.yaml/.json, a deepmd-kit
+        ``.pt`` checkpoint -- ``head`` picks a multi-task head, default the first --, a
+        ``dpa2 train`` checkpoint, a ``dpa2_core.save`` file)."""
+        from dpa2_core.io.loader import load_descriptor
 
-        if is_checkpoint(source):
-            config, params = descriptor_from_checkpoint(source, head)
-        else:
+        if isinstance(source, dict):
             config, params = dc.load_deepmd(source)
+        else:
+            config, params = load_descriptor(source, head)
         return cls(config, params=params)
 
     def params(self) -> dict:

@@ -18,6 +18,7 @@ import jax
 import numpy as np
 
 import dpa2_core as dc
+from dpa2_core.io.loader import JAX_CHECKPOINT_FORMAT
 from dpa2_core.model.fitting import FittingConfig
 
 from ..model import ModelConfig
@@ -25,7 +26,7 @@ from ..params import to_jax
 
 __all__ = ["FORMAT", "load_checkpoint", "load_model", "prune", "save_checkpoint"]
 
-FORMAT = "dpa2_jax-checkpoint"
+FORMAT = JAX_CHECKPOINT_FORMAT
 
 
 def _flat(tree: Any, prefix: str) -> dict[str, np.ndarray]:
