@@ -31,7 +31,8 @@ from .descriptor import descriptor
 from .params import check_precision, to_jax, trainable_mask
 
 __all__ = [
-    "atom_energy", "energy", "energy_and_forces", "extend_coord", "from_record", "init_model",
+    "atom_energy", "energy", "energy_and_forces", "energy_force_virial", "extend_coord",
+    "from_record", "init_model",
     "load_deepmd_model", "load_model", "model_trainable", "ModelConfig",
 ]
 
@@ -147,3 +148,27 @@ def energy_and_forces(params: dict, config: ModelConfig, coord: Array, ext: Exte
 
     grad, e = jax.grad(total, has_aux=True)(coord)
     return e, -grad
+
+
+def energy_force_virial(params: dict, config: ModelConfig, coord: Array, ext: Extension
+                        ) -> tuple[Array, Array, Array]:
+    """(atom_energy (nf, nloc), force (nf, nloc, 3), virial (nf, 3, 3)) of one gradient.
+
+    The gradient is taken w.r.t. the extended coordinates ``g = dE/dcoord_ext``: the force
+    on a local atom sums ``-g`` over its images (``coord_ext = coord[mapping] + shift``) and
+    the virial is ``-sum_a coord_ext_a (x) g_a`` (deepmd's sign and layout, as
+    :class:`dpa2_torch.EnergyModel`); padding atoms have ``g = 0``.
+    """
+    coord_ext = extend_coord(coord, ext)
+
+    def total(c_ext):
+        e = atom_energy(params, config, c_ext, ext.atype_ext, ext.nlist, ext.mapping)
+        return jnp.sum(e), e
+
+    g, atom_e = jax.grad(total, has_aux=True)(coord_ext)
+    nloc = coord.shape[-2]
+    slot = jnp.where(ext.mapping >= 0, ext.mapping, nloc)  # padding -> a dropped row
+    frame = jnp.arange(g.shape[0])[:, None]
+    force = -jnp.zeros((g.shape[0], nloc + 1, 3), g.dtype).at[frame, slot].add(g)[:, :nloc]
+    virial = -jnp.einsum("fai,faj->fij", g, coord_ext)
+    return atom_e, force, virial
