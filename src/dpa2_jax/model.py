@@ -28,7 +28,7 @@ from dpa2_core.neighbors.extension import Extension
 from dpa2_core.neighbors.extension import extend_coord as _extend_coord
 
 from .descriptor import descriptor
-from .params import check_precision, to_jax, trainable_mask
+from .params import as_params, check_precision, to_jax, trainable_mask
 
 __all__ = [
     "atom_energy", "energy", "energy_and_forces", "energy_force_virial", "extend_coord",
@@ -118,6 +118,7 @@ def model_trainable(params: dict, config: ModelConfig) -> dict:
 def atom_energy(params: dict, config: ModelConfig, coord_ext, atype_ext, nlist,
                 mapping=None) -> Array:
     """Per-atom energies (nf, nloc), or (nloc,) for one frame; virtual atoms give 0."""
+    params = as_params(params)  # numpy/torch trees: converted once, at the edge
     desc = descriptor(params["descriptor"], config.descriptor, coord_ext, atype_ext, nlist,
                       mapping).descriptor
     atype = atype_ext[..., : nlist.shape[-2]]
@@ -133,6 +134,7 @@ def extend_coord(coord: Array, ext: Extension) -> Array:
 
 def energy(params: dict, config: ModelConfig, coord: Array, ext: Extension) -> Array:
     """Total energy (nf,) (or () for one frame) of local coordinates coord (.., nloc, 3)."""
+    params = as_params(params)
     e = atom_energy(params, config, extend_coord(coord, ext), ext.atype_ext, ext.nlist,
                     ext.mapping)
     return jnp.sum(e, axis=-1)
@@ -141,6 +143,7 @@ def energy(params: dict, config: ModelConfig, coord: Array, ext: Extension) -> A
 def energy_and_forces(params: dict, config: ModelConfig, coord: Array, ext: Extension
                       ) -> tuple[Array, Array]:
     """(energy (nf,), force (nf, nloc, 3) = -dE/dcoord); differentiable again in params."""
+    params = as_params(params)
 
     def total(c):
         e = energy(params, config, c, ext)
@@ -159,6 +162,7 @@ def energy_force_virial(params: dict, config: ModelConfig, coord: Array, ext: Ex
     the virial is ``-sum_a coord_ext_a (x) g_a`` (deepmd's sign and layout, as
     :class:`dpa2_torch.EnergyModel`); padding atoms have ``g = 0``.
     """
+    params = as_params(params)
     coord_ext = extend_coord(coord, ext)
 
     def total(c_ext):

@@ -15,6 +15,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from dpa2_core.array_api import to_numpy
 from dpa2_core.io.deepmd_model import DeepmdModel
 from dpa2_core.io.loader import load_model as load_model_record
 from dpa2_core.model.fitting import FittingConfig, atomic_energy, init_fitting_params
@@ -58,7 +59,7 @@ class EnergyModel(nn.Module):
             fitting_params = init_fitting_params(fitting, seed)
         self.fitting = _tree.build(fitting_params, _fitting_kind(fitting.trainable))
         self._compiled_force = None
-        bias = np.zeros(cfg.ntypes) if out_bias is None else np.asarray(out_bias)
+        bias = np.zeros(cfg.ntypes) if out_bias is None else to_numpy(out_bias)
         self.register_buffer("out_bias", torch.as_tensor(bias.reshape(cfg.ntypes)).to(
             self.fitting.layers[0].w.dtype))
 

@@ -11,20 +11,22 @@ import shutil
 import time
 from pathlib import Path
 
-import numpy as np
 import torch
 
+from dpa2_core.io.loader import describe_kind, model_kind, read_training_checkpoint
 from dpa2_core.progress import progress_bar
-from dpa2_core.training import lcurve
+from dpa2_core.training import lcurve, report
+from dpa2_core.training.restart import check_same_model
 from dpa2_core.training.settings import TrainInput
 
+from ..model import EnergyModel
 from . import dist
 from .batches import DataSet
-from .checkpoint import build_model, load_model, save_checkpoint
+from .checkpoint import build_model, save_checkpoint
 from .loss import energy_force_loss
 from .stats import set_statistics
 
-__all__ = ["cli_test", "cli_train", "Trainer"]
+__all__ = ["cli_train", "Trainer"]
 
 
 class Trainer:
@@ -60,19 +62,33 @@ class Trainer:
     # ------------------------------------------------------------ set-up
     def _statistics(self) -> None:
         s = self.inp.settings
-        note = set_statistics(self.model, self.train_data, s.data_stat_nbatch, s.rcond)
+        bias = set_statistics(self.model, self.train_data, s.data_stat_nbatch, s.rcond)
         if self.dist.is_main:
-            self.log(note)
+            self.log(report.statistics_line(s.data_stat_nbatch, len(self.train_data.sizes)))
+            self.log(report.bias_line(bias, s.type_map))
 
     def _restore(self, path: str) -> None:
-        ckpt = torch.load(path, map_location=self.dist.device, weights_only=True)
-        self.model.load_state_dict(ckpt["model"])
-        self.optimizer.load_state_dict(ckpt["optimizer"])
-        self.step = int(ckpt["step"])
-        if ckpt.get("data") is not None and self.dist.world_size == 1:
-            self.train_data.set_state(ckpt["data"])
+        kind = model_kind(path)
+        note = ""
+        if kind == "dpa2-torch-checkpoint":
+            ckpt = torch.load(path, map_location=self.dist.device, weights_only=True)
+            self.model.load_state_dict(ckpt["model"])
+            self.optimizer.load_state_dict(ckpt["optimizer"])
+            step, data = int(ckpt["step"]), ckpt.get("data")
+        elif kind == "dpa2-jax-checkpoint":  # the other backend: weights, step, batches
+            ck = read_training_checkpoint(path)
+            check_same_model(path, ck.model, self.model.config, self.model.fitting_config)
+            self.model.load_state_dict(EnergyModel.from_record(ck.model).state_dict())
+            step, data = ck.step, ck.data
+            note = "a jax checkpoint: Adam moments start afresh"
+        else:
+            raise ValueError(f"--restart {path}: {describe_kind(kind)}; a restart needs a "
+                             "checkpoint of dpa2 train (torch .pt or jax .npz)")
+        self.step = step
+        if data is not None and self.dist.world_size == 1:
+            self.train_data.set_state(data)
         if self.dist.is_main:
-            self.log(f"restarting from {path} at step {self.step}")
+            self.log(report.restart_line(path, self.step, note))
 
     # ------------------------------------------------------------ one step
     def train_step(self) -> tuple[float, dict]:
@@ -130,9 +146,7 @@ class Trainer:
                 curve.write(shown, lr, train, valid)
                 rows.append({"step": shown, "lr": lr, "train": train, "valid": valid})
                 if bar is not None:
-                    bar.set_postfix(rmse_e=f"{train['rmse_e']:.2e}",
-                                    rmse_f=f"{train.get('rmse_f', float('nan')):.2e}",
-                                    lr=f"{lr:.1e}")
+                    bar.set_postfix(report.bar_postfix(train, lr))
             if main and (shown % inp.save_freq == 0 or shown == inp.numb_steps):
                 self.save()
             if bar is not None:
@@ -148,7 +162,7 @@ class Trainer:
         path = save_checkpoint(self.out / name, self.model, self.optimizer, self.step,
                                self.inp.raw, self.train_data.state())
         shutil.copyfile(path, self.out / f"{self.inp.save_ckpt}.pt")
-        (self.out / "checkpoint").write_text(name + "\n")
+        report.write_pointer(self.out, name)
         old = sorted(self.out.glob(f"{self.inp.save_ckpt}-*.pt"),
                      key=lambda f: int(f.stem.rsplit("-", 1)[1]))
         if self.inp.max_ckpt_keep > 0:  # deepmd's rule: keep the newest max_ckpt_keep
@@ -158,11 +172,7 @@ class Trainer:
         return path
 
     def _summary(self) -> None:
-        times = self.step_times[2:] or self.step_times
-        if times:
-            self.log(f"trained {len(self.step_times)} steps; {np.mean(times):.3f} s/step "
-                     f"(mean, first {len(self.step_times) - len(times)} excluded); "
-                     f"outputs in {self.out}")
+        self.log(report.summary_line(self.step_times, self.out))
 
 
 # ---------------------------------------------------------------- commands
@@ -174,21 +184,17 @@ def cli_train(args: argparse.Namespace) -> int:
     """
     inp = TrainInput.from_file(args.input, getattr(args, "steps", None))
     compile_ = os.environ.get("DPA2_TORCH_COMPILE", "0") not in ("", "0")
+    device = getattr(args, "device", None)
+    if device == "cuda" and not torch.cuda.is_available():
+        raise ValueError("--device cuda: torch sees no CUDA device (use --device cpu)")
     trainer = Trainer(inp, getattr(args, "output", ".") or ".", getattr(args, "restart", None),
-                      compile=compile_)
+                      device=device, compile=compile_)
     try:
+        if trainer.step >= inp.numb_steps:
+            raise ValueError(f"{args.input}: nothing to train: training.numb_steps="
+                             f"{inp.numb_steps} and the run is at step {trainer.step} "
+                             "(pass --steps N)")
         trainer.run()
     finally:
         dist.finish(trainer.dist)
-    return 0
-
-
-def cli_test(args: argparse.Namespace) -> int:
-    """``dpa2 test --model FILE --system DIR... [--numb-test N]``: energy/force errors."""
-    from .evaluate import evaluate_systems, report
-
-    model = load_model(args.model)
-    results = evaluate_systems(model, [Path(s) for s in args.system],
-                               getattr(args, "numb_test", None))
-    print(report(results))
     return 0
