@@ -7,6 +7,7 @@ are translated here, so no command shows a traceback for bad input.
 
 from __future__ import annotations
 
+import os
 import re
 from collections.abc import Sequence
 from pathlib import Path
@@ -51,23 +52,36 @@ def read_structure(path: str | Path, type_map: Sequence[str], frames: str | None
         raise ValueError(f"{path}: empty file (no frame to read)")
     try:
         return read_frames(path, list(type_map), frames)
-    except (ValueError, FileNotFoundError) as err:
-        text = str(err)
-        if "are not in type_map" in text:
-            found = re.search(r"elements (\[[^\]]*\])", text)
-            missing = eval_list(found.group(1)) if found else []
-            raise ValueError(f"{text.split(': elements')[0]}: elements {missing} are not in "
-                             f"the model's type_map; {element_hint(missing, type_map, model)}"
-                             ) from err
-        if str(path) in text or path.name in text:
-            raise
-        raise ValueError(f"{path}: {text}{_line_of(path, text)}") from err
     except ImportError:
         raise
     except Exception as err:  # noqa: BLE001 - ase's readers raise anything on damaged files
-        first = (str(err).strip().splitlines() or [""])[0][:200]
-        raise ValueError(f"{path}{_line_of(path, first)}: cannot read it as a structure "
-                         f"({type(err).__name__}: {first or 'no details'})") from err
+        text = " ".join(str(err).split())
+        if not _from_ase(err):
+            raise _ours(err, text, path, type_map, model) from err
+        raise ValueError(f"{path}{_line_of(path, text)}: cannot read it as a structure "
+                         f"({type(err).__name__}: {text[:200] or 'no details'})") from err
+
+
+def _from_ase(err: BaseException) -> bool:
+    """Whether ``err`` was raised inside ase (a reader meeting a damaged file)."""
+    tb, last = err.__traceback__, None
+    while tb is not None:
+        last, tb = tb.tb_frame.f_code.co_filename, tb.tb_next
+    return last is not None and f"{os.sep}ase{os.sep}" in last
+
+
+def _ours(err: BaseException, text: str, path: Path, type_map, model: str) -> BaseException:
+    """Our own readers' errors, with the file and the next step added where missing."""
+    if not isinstance(err, ValueError | FileNotFoundError):
+        return ValueError(f"{path}: {type(err).__name__}: {text}")
+    if "are not in type_map" in text:
+        found = re.search(r"elements (\[[^\]]*\])", text)
+        missing = eval_list(found.group(1)) if found else []
+        return ValueError(f"{text.split(': elements')[0]}: elements {missing} are not in the "
+                          f"model's type_map; {element_hint(missing, type_map, model)}")
+    if str(path) in text or path.name in text:
+        return err
+    return ValueError(f"{path}: {text}{_line_of(path, text)}")
 
 
 def eval_list(text: str) -> list[str]:

@@ -61,6 +61,8 @@ KINDS: dict[str, tuple[str, str]] = {
                    "dpa2_jax.Calculator / jax.export.deserialize"),
     "npz": ("a numpy .npz archive that is no dpa2 file", "numpy.load"),
     "hdf5": ("an HDF5 file that is no deepmd-kit model", "h5py"),
+    "damaged-hdf5": ("a damaged HDF5 file (the signature of a deepmd-kit .dp, then "
+                     "unreadable)", "nothing: re-create or re-download it"),
     "torch-pickle": ("a torch.save file that is not a deepmd-kit PyTorch training checkpoint "
                      "nor a `dpa2 train` one", "torch.load"),
     "directory": ("a directory", "`dpa2 test --system` / `dpa2 describe` (as a structure)"),
@@ -186,7 +188,7 @@ def _hdf5_kind(path: Path) -> _Inspected:
             if "json" not in f.attrs:
                 return _Inspected("hdf5", None)
     except OSError:
-        return _Inspected("unknown", None)  # the signature, then garbage: a damaged file
+        return _Inspected("damaged-hdf5", None)  # the signature, then garbage
     return _Inspected("deepmd-dp", None)
 
 
