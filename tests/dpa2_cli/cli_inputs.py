@@ -9,7 +9,6 @@ import numpy as np
 from conftest import tiny_input
 from oracle import MODEL_DP, WATER
 
-
 __all__ = ["make_files"]
 
 
