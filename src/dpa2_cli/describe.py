@@ -101,6 +101,7 @@ def _on_device(device: str) -> Any:
 def _describe_frame(config, params, frame, put) -> tuple[dict, int, int]:
     from dpa2_core.array_api import to_numpy
     from dpa2_core.model.dpa2 import descriptor
+    from dpa2_core.model.env_mat import geometry, pad_nlist, sub_list
     from dpa2_core.model.params import tree_map
     from dpa2_core.neighbors.builder import build_neighbor_list
 
@@ -110,12 +111,19 @@ def _describe_frame(config, params, frame, put) -> tuple[dict, int, int]:
     p = params if put is np.asarray else tree_map(lambda _, x: put(x), params)
     out = descriptor(p, config, *(put(x) for x in (coord_ext, atype_ext, nlist, mapping)))
     result = {k: to_numpy(v)[0] for k, v in zip(OUTPUT_FIELDS, out, strict=True)}
-    nlist, mapping = np.asarray(nlist)[0], np.asarray(mapping)[0]
-    # every g2/h2/sw slot names its neighbor: index into the extended atoms, and the
-    # local atom that ghost is an image of (-1: empty slot)
-    result["nlist"] = nlist
+    # every g2/h2/sw slot names its neighbor: the repformer's list (the core's rule:
+    # sub_list of the sorted repinit list), its index into the extended atoms and the local
+    # atom that ghost is an image of (-1: empty slot)
+    padded = pad_nlist(np, np.asarray(nlist), config.nsel)
+    geo = geometry(np, np.asarray(coord_ext, dtype=np.float64), padded)
+    rf = config.repformer
+    rf_list = sub_list(np, padded, geo.r2, rf.rcut, rf.nsel)[0]
+    mapping = np.asarray(mapping)[0]
+    result["nlist"] = padded[0]
+    result["nlist_repformer"] = rf_list
     result["mapping"] = mapping
-    result["neighbor"] = np.where(nlist >= 0, mapping[np.maximum(nlist, 0)], -1)
+    result["neighbor"] = np.where(rf_list >= 0, mapping[np.maximum(rf_list, 0)], -1)
+    nlist = padded[0]
     n_rep = int((result["sw"] > 0).sum())
     return result, int((nlist >= 0).sum()), n_rep
 
@@ -133,7 +141,7 @@ def _stack(results: list[dict], inputs: list, type_map) -> dict:
     if type_map is not None:
         out["type_map"] = np.asarray(list(type_map))
     fields = [("coord", 0), ("atype", 1), ("box", 2), ("pbc", 3)]
-    keys = (*OUTPUT_FIELDS, "nlist", "neighbor")
+    keys = (*OUTPUT_FIELDS, "nlist", "nlist_repformer", "neighbor")
     if same:
         out.update({k: np.stack([r[k] for r in results]) for k in keys})
         out["mapping"] = _pad([r["mapping"] for r in results], -1)
@@ -165,8 +173,8 @@ def cmd_describe(args: argparse.Namespace) -> int:
     print(f"  atoms: {n_atoms} in {len(frames)} frame(s); neighbors per atom: "
           f"{n_full / max(n_atoms, 1):.1f} within {config.rcut} Å (repinit), "
           f"{n_rep / max(n_atoms, 1):.1f} within {config.repformer.rcut} Å (repformer)")
-    for k in (*OUTPUT_FIELDS, "nlist", "neighbor", "mapping"):
+    for k in (*OUTPUT_FIELDS, "nlist", "nlist_repformer", "neighbor", "mapping"):
         shape = data[k].shape if k in data else "per frame"
-        print(f"  {k:<10} {shape}")
+        print(f"  {k:<15} {shape}")
     print(f"  time: {elapsed:.2f} s; written to {output}")
     return 0

@@ -43,3 +43,32 @@ def make_files(root: Path) -> dict[str, Path]:
     (root / "plain.json").write_text(json.dumps({"hello": 1}))
     out["plain_json"] = root / "plain.json"
     return out
+
+
+def train_checkpoints(root: Path, seed: int = 3) -> tuple[Path, Path]:
+    """A torch and a jax ``dpa2 train`` checkpoint of the same fresh model of
+    :func:`conftest.tiny_input` (written by the trainers' own savers, no training step)."""
+    import torch
+
+    from dpa2_core.training.settings import TrainInput
+    import dpa2_core as dc
+    from dpa2_jax.model import from_record
+    from dpa2_jax.training.checkpoint import save_checkpoint as save_jax
+    from dpa2_jax.training.trainer import model_config, optimizer
+    from dpa2_torch.training.checkpoint import build_model
+    from dpa2_torch.training.checkpoint import save_checkpoint as save_torch
+
+    inp = TrainInput.from_file(tiny_input(root, steps=2, seed=seed))
+    torch.manual_seed(seed)
+    model = build_model(inp.settings)
+    with torch.no_grad():
+        model.out_bias.copy_(torch.tensor([-93.5, -187.1], dtype=model.out_bias.dtype))
+    opt = torch.optim.Adam([p for p in model.parameters() if p.requires_grad])
+    torch_path = save_torch(root / "torch.ckpt-5.pt", model, opt, 5, inp.raw)
+    import jax
+
+    jax.config.update("jax_enable_x64", True)
+    config, params = from_record(dc.io.load_model(torch_path))
+    assert config.fitting == model_config(inp).fitting
+    jax_path = save_jax(root, "jax.ckpt", 7, params, optimizer().init(params), config)
+    return torch_path, jax_path
