@@ -35,6 +35,16 @@ def backend_module(name: str, module: str | None = None) -> Any:
                          f"pip install 'dpa2[{name}]'") from err
 
 
+_JITTED: dict[str, Any] = {}
+
+
+def _jax_step(jax: Any, shim: Any) -> Any:
+    """``jit(energy_force_virial)``, one per process: same shapes reuse one compile."""
+    if "step" not in _JITTED:
+        _JITTED["step"] = jax.jit(shim.energy_force_virial, static_argnums=1)
+    return _JITTED["step"]
+
+
 class Predictor:
     """A loaded model on one backend and device; ``predict(frame)`` -> numpy dict:
     energy () eV, atom_energy (nloc,) eV, force (nloc, 3) eV/Å, virial (3, 3) eV."""
@@ -82,7 +92,7 @@ class Predictor:
                              "(use --device cpu)") from err
         config, params = shim.from_record(record)
         params = jax.device_put(params, target)
-        step = jax.jit(shim.energy_force_virial, static_argnums=1)
+        step = _jax_step(jax, shim)
         dtype = np.dtype(record.config.dtype_name)
 
         def run(frame: Frame, ext) -> dict:

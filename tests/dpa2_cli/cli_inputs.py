@@ -9,7 +9,7 @@ import numpy as np
 from conftest import tiny_input
 from oracle import MODEL_DP, WATER
 
-__all__ = ["make_files"]
+__all__ = ["make_files", "train_checkpoints"]
 
 
 def make_files(root: Path) -> dict[str, Path]:
@@ -45,13 +45,23 @@ def make_files(root: Path) -> dict[str, Path]:
     return out
 
 
+_CHECKPOINTS: list[tuple[Path, Path]] = []
+
+
 def train_checkpoints(root: Path, seed: int = 3) -> tuple[Path, Path]:
     """A torch and a jax ``dpa2 train`` checkpoint of the same fresh model of
-    :func:`conftest.tiny_input` (written by the trainers' own savers, no training step)."""
+    :func:`conftest.tiny_input` (written by the trainers' own savers, no training step);
+    written once per session (under the first ``root``), then reused."""
+    if not _CHECKPOINTS:
+        _CHECKPOINTS.append(_write_checkpoints(root, seed))
+    return _CHECKPOINTS[0]
+
+
+def _write_checkpoints(root: Path, seed: int) -> tuple[Path, Path]:
     import torch
 
-    from dpa2_core.training.settings import TrainInput
     import dpa2_core as dc
+    from dpa2_core.training.settings import TrainInput
     from dpa2_jax.model import from_record
     from dpa2_jax.training.checkpoint import save_checkpoint as save_jax
     from dpa2_jax.training.trainer import model_config, optimizer

@@ -144,15 +144,19 @@ def test_describe_reads_every_model_kind(tmp_path, capsys):
     from cli_inputs import train_checkpoints
 
     torch_ckpt, jax_ckpt = train_checkpoints(tmp_path)
+    molecule = tmp_path / "w.xyz"
+    molecule.write_text("3\n\nO 0 0 0\nH 0.96 0 0\nH -0.24 0.93 0\n")
     own = tmp_path / "own.npz"
     dc.save(own, *dc.load_deepmd(MODEL_DP))
     ref = None
     for model in (MODEL_DP, MODEL_DP.with_suffix(".ckpt.pt"), own):
         out = tmp_path / "d.npz"
-        assert main(["describe", "--model", str(model), "-q", "-o", str(out)]) == 0
+        assert main(["describe", str(molecule), "--model", str(model), "-q", "-o",
+                     str(out)]) == 0
         desc = np.load(out)["descriptor"]
         ref = desc if ref is None else ref
         np.testing.assert_allclose(desc, ref, rtol=0, atol=1e-12)
     for ckpt in (torch_ckpt, jax_ckpt):
-        assert main(["describe", "--model", str(ckpt), "-q", "-o", str(tmp_path / "c.npz")]) == 0
+        assert main(["describe", str(molecule), "--model", str(ckpt), "-q", "-o",
+                     str(tmp_path / "c.npz")]) == 0
         assert f"model {ckpt}" in capsys.readouterr().out
