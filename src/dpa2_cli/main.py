@@ -1,180 +1,159 @@
-"""The ``dpa2`` command: ``describe`` (numpy core), ``train`` and ``test`` (backend shims)."""
+"""The ``dpa2`` command: describe, eval, test and train DPA-2 models.
+
+Every error caused by the input (a missing or damaged file, a model of the wrong kind, an
+element the model does not know, a bad option) is one line on stderr naming the file,
+and the exit status is 2.
+"""
 
 from __future__ import annotations
 
 import argparse
-import json
 import sys
-import time
-from pathlib import Path
-from typing import Any
+from typing import NoReturn
 
-import numpy as np
+from dpa2_core import __version__
 
-from dpa2_core.model.config import DPA2Config
-from dpa2_core.model.params import init_params
-from dpa2_core.progress import progress_iter
+from .describe import OUTPUT_FIELDS, cmd_describe
+from .evaluate import cmd_eval
+from .models import BACKENDS, DEVICES
+from .testing import cmd_test
+from .train import cmd_train
 
-__all__ = ["build_parser", "cmd_describe", "cmd_test", "cmd_train", "main", "OUTPUT_FIELDS"]
+__all__ = ["OUTPUT_FIELDS", "build_parser", "main"]
 
-OUTPUT_FIELDS = ("descriptor", "rot_mat", "g2", "h2", "sw")
-
-
-def _load_model(args: argparse.Namespace) -> tuple[DPA2Config, dict, str]:
-    """(config, params, description) from --model, --config or the medium preset."""
-    from dpa2_core import load, load_deepmd
-    from dpa2_core.presets import preset
-
-    if args.model:
-        path = Path(args.model)
-        config, params = load(path) if path.suffix == ".npz" else load_deepmd(path)
-        return config, params, f"model {path}"
-    if args.config:
-        d = json.loads(Path(args.config).read_text())
-        model = d.get("model", d)
-        desc = dict(model.get("descriptor", model))
-        if "type_map" in model and "type_map" not in desc:
-            desc["type_map"] = model["type_map"]
-        config = DPA2Config.from_dict(desc)
-        return config, init_params(config, args.seed), f"config {args.config} (seed {args.seed})"
-    config = preset("medium")
-    return config, init_params(config, args.seed), f"medium preset (seed {args.seed})"
+MODEL_HELP = ("model file, recognised by its content: a deepmd-kit .dp/.yaml/.json model or "
+              ".pt training checkpoint, or a checkpoint of dpa2 train (torch .pt, jax .npz)")
+EPILOG = "Errors caused by the input are one line on stderr, exit status 2."
 
 
-def _frames(args: argparse.Namespace, config: DPA2Config) -> tuple[list, str]:
-    """([Frame, ...], description) of STRUCTURE, or the bundled water frame."""
-    from dpa2_core.io.structures import Frame, read_frames
+class _Parser(argparse.ArgumentParser):
+    """argparse with one-line errors (``dpa2 eval: error: ...``) and exit status 2."""
 
-    if args.structure is None:
-        from dpa2_core.presets import water_frame
-
-        if args.frames is not None:
-            raise ValueError(f"--frames={args.frames!r}: needs a STRUCTURE (the bundled "
-                             "default is one frame)")
-
-        coord, atype, box, symbols = water_frame()
-        if config.type_map is not None:
-            missing = [s for s in symbols if s not in config.type_map]
-            if missing:
-                raise ValueError(f"type_map={list(config.type_map)}: lacks {missing} of the "
-                                 "bundled water frame; pass a STRUCTURE")
-            atype = np.asarray([config.type_map.index(symbols[t]) for t in atype])
-        return [Frame(coord, atype, box)], "bundled water frame (192 atoms, periodic)"
-    if config.type_map is None:
-        raise SystemExit("error: the model has no type_map; cannot map element symbols")
-    frames = read_frames(args.structure, list(config.type_map), args.frames)
-    return frames, f"{args.structure} ({len(frames)} frame(s))"
+    def error(self, message: str) -> NoReturn:
+        self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
 
 
-def _describe_frame(config, params, frame) -> tuple[dict, int, int]:
-    from dpa2_core.model.dpa2 import descriptor
-    from dpa2_core.neighbors.builder import build_neighbor_list
+class _Help(argparse.ArgumentDefaultsHelpFormatter):
+    """Defaults shown after every option that has one."""
 
-    coord_ext, atype_ext, mapping, nlist = build_neighbor_list(
-        frame.coord[None], frame.atype[None], config,
-        None if frame.box is None else frame.box[None], pbc=frame.pbc)
-    out = descriptor(params, config, coord_ext, atype_ext, nlist, mapping)
-    result = {k: np.asarray(v)[0] for k, v in zip(OUTPUT_FIELDS, out, strict=True)}
-    n_rep = int((np.asarray(out.sw)[0] > 0).sum())
-    return result, int((nlist >= 0).sum()), n_rep
+    def _get_help_string(self, action: argparse.Action) -> str:
+        text = action.help or ""
+        if action.default in (None, False, argparse.SUPPRESS) or "%(default)" in text:
+            return text
+        return f"{text} (default: %(default)s)"
 
 
-def _stack(results: list[dict], inputs: list) -> dict:
-    """One array per field when every frame has the same atom count, else per-frame keys."""
-    same = len({len(f[1]) for f in inputs}) == 1
-    out: dict[str, Any] = {}
-    fields = [("coord", 0), ("atype", 1), ("box", 2), ("pbc", 3)]
-    if same:
-        out.update({k: np.stack([r[k] for r in results]) for k in OUTPUT_FIELDS})
-        out.update({k: np.stack([f[i] for f in inputs]) for k, i in fields
-                    if all(f[i] is not None for f in inputs)})
-        return out
-    for n, (r, f) in enumerate(zip(results, inputs, strict=True)):
-        out.update({f"frame{n}/{k}": v for k, v in r.items()})
-        out.update({f"frame{n}/{k}": f[i] for k, i in fields if f[i] is not None})
-    return out
-
-
-def cmd_describe(args: argparse.Namespace) -> int:
-    config, params, source = _load_model(args)
-    frames, what = _frames(args, config)
-    start = time.perf_counter()
-    results, n_full, n_rep, n_atoms = [], 0, 0, 0
-    for frame in progress_iter(frames, len(frames) > 1 and not args.quiet, desc="frames",
-                               unit="frame"):
-        r, nf, nr = _describe_frame(config, params, frame)
-        results.append(r)
-        n_full, n_rep, n_atoms = n_full + nf, n_rep + nr, n_atoms + len(frame.atype)
-    elapsed = time.perf_counter() - start
-    data = _stack(results, frames)
-    np.savez(args.output, **data)
-    print(f"dpa2 describe: {source}; structure: {what}")
-    print(f"  atoms: {n_atoms} in {len(frames)} frame(s); neighbors per atom: "
-          f"{n_full / max(n_atoms, 1):.1f} within {config.rcut} Å (repinit), "
-          f"{n_rep / max(n_atoms, 1):.1f} within {config.repformer.rcut} Å (repformer)")
-    for k in OUTPUT_FIELDS:
-        shape = data[k].shape if k in data else "per frame"
-        print(f"  {k:<10} {shape}")
-    print(f"  time: {elapsed:.2f} s; written to {args.output}")
-    return 0
-
-
-def _backend(name: str):
-    import importlib
-
-    module = {"torch": "dpa2_torch.training.trainer", "jax": "dpa2_jax.training.trainer"}[name]
+def _positive(text: str) -> int:
     try:
-        return importlib.import_module(module)
-    except ImportError as err:
-        raise SystemExit(f"error: backend {name!r} is not available ({err}); "
-                         f"pip install 'dpa2[{name}]'") from err
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not an integer") from None
+    if value <= 0:
+        raise argparse.ArgumentTypeError(f"{value}: must be a positive number of steps")
+    return value
 
 
-def cmd_train(args: argparse.Namespace) -> int:
-    return _backend(args.backend).cli_train(args) or 0
-
-
-def cmd_test(args: argparse.Namespace) -> int:
-    return _backend(args.backend).cli_test(args) or 0
+def _run_options(p: argparse.ArgumentParser, backend_default: str = "torch") -> None:
+    p.add_argument("--backend", choices=BACKENDS, default=backend_default,
+                   help="array backend that runs the model")
+    p.add_argument("--device", choices=DEVICES, default="cpu",
+                   help="where the model runs")
+    p.add_argument("--head", default=None,
+                   help="head of a multi-task deepmd-kit .pt checkpoint (default: the first)")
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="dpa2", description=__doc__)
-    sub = parser.add_subparsers(dest="command", required=True)
-    d = sub.add_parser("describe", help="compute the descriptor of every atom")
-    d.add_argument("structure", nargs="?", help="structure file (any ase.io format) or a "
-                   "deepmd-format system directory; default: a bundled water frame")
+    parser = _Parser(prog="dpa2", description="DPA-2 descriptors and energy models: "
+                     "describe, eval, test and train (torch or JAX).", epilog=EPILOG,
+                     formatter_class=_Help)
+    parser.add_argument("--version", action="version", version=f"dpa2 {__version__}")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND",
+                                parser_class=_Parser)
+
+    d = sub.add_parser("describe", help="compute the descriptor of every atom",
+                       formatter_class=_Help, epilog=EPILOG,
+                       description="Descriptor (and rot_mat, g2, h2, sw, neighbor lists) of "
+                       "every atom of a structure, written to one .npz.")
+    d.add_argument("structure", nargs="?", help="structure file (any format ASE reads) or a "
+                   "deepmd-format system directory; without it: a bundled 192-atom water "
+                   "frame")
     src = d.add_mutually_exclusive_group()
-    src.add_argument("--model", help="deepmd-kit model (.dp/.yaml/.json) or a dpa2 .npz")
-    src.add_argument("--config", help="JSON: a deepmd-kit input or its descriptor section")
-    d.add_argument("--frames", help="frame selection, python slice syntax (e.g. 0:10:2)")
-    d.add_argument("--seed", type=int, default=0, help="parameter seed without --model")
-    d.add_argument("-o", "--output", default="descriptor.npz", help="output .npz")
+    src.add_argument("--model", help=MODEL_HELP + ", or a dpa2 descriptor .npz")
+    src.add_argument("--config", help="JSON: a deepmd-kit input or its descriptor section "
+                     "(an untrained model with random parameters)")
+    d.add_argument("--head", default=None, help="head of a multi-task deepmd-kit .pt "
+                   "checkpoint (default: the first)")
+    d.add_argument("--frames", help="frame selection in python slice syntax, e.g. 0:10:2 "
+                   "(default: every frame)")
+    d.add_argument("--seed", type=int, default=0,
+                   help="seed of the random parameters without --model")
+    d.add_argument("--device", choices=DEVICES, default="cpu", help="where the descriptor "
+                   "runs (cpu: numpy; cuda: torch)")
+    d.add_argument("-o", "--output", default="descriptor.npz", help="output file (.npz)")
     d.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
     d.set_defaults(func=cmd_describe)
-    t = sub.add_parser("train", help="train an energy model from a deepmd-kit input file")
-    t.add_argument("input", help="deepmd-kit training input (JSON)")
-    t.add_argument("--backend", choices=("torch", "jax"), default="torch")
-    t.add_argument("--output", default=".", help="directory for checkpoints and lcurve.out")
-    t.add_argument("--steps", type=int, default=None, help="override training.numb_steps")
-    t.add_argument("--restart", default=None, help="checkpoint to resume from")
-    t.add_argument("--force", action="store_true", help="start a new run even if --output "
+
+    e = sub.add_parser("eval", help="energies, forces and stress of a structure file",
+                       formatter_class=_Help, epilog=EPILOG,
+                       description="Energy, per-atom energies, forces and stress of every "
+                       "frame of a structure file, written as extxyz or npz.")
+    e.add_argument("structure", help="structure file (any format ASE reads) or a "
+                   "deepmd-format system directory")
+    e.add_argument("--model", required=True, help=MODEL_HELP)
+    _run_options(e)
+    e.add_argument("--frames", help="frame selection in python slice syntax, e.g. 0:10:2 "
+                   "(default: every frame)")
+    e.add_argument("-o", "--output", default="eval.extxyz",
+                   help="output file: .extxyz/.xyz (ASE extended xyz) or .npz")
+    e.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
+    e.set_defaults(func=cmd_eval)
+
+    t = sub.add_parser("test", help="energy and force errors of a model on labelled data",
+                       formatter_class=_Help, epilog=EPILOG,
+                       description="Energy and force MAE/RMSE of a model on deepmd-format "
+                       "systems, as deepmd-kit's dp test.")
+    t.add_argument("--model", required=True, help=MODEL_HELP)
+    t.add_argument("--system", nargs="+", required=True, help="deepmd-format system "
+                   "directories, or folders holding systems (searched like dpa2 train)")
+    t.add_argument("--numb-test", dest="numb_test", type=int, default=None,
+                   help="frames tested per system (default: all)")
+    t.add_argument("-d", "--detail-file", dest="detail_file", default=None,
+                   help="prefix of per-frame detail files PREFIX.e.out, "
+                   "PREFIX.e_peratom.out, PREFIX.f.out (deepmd's dp test -d)")
+    _run_options(t)
+    t.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
+    t.set_defaults(func=cmd_test)
+
+    r = sub.add_parser("train", help="train an energy model from a deepmd-kit input file",
+                       formatter_class=_Help, epilog=EPILOG,
+                       description="Train an energy model from a deepmd-kit training input "
+                       "(JSON); lcurve.out, checkpoints and a learning-curve PNG in --output.")
+    r.add_argument("input", help="deepmd-kit training input (JSON)")
+    r.add_argument("--backend", choices=BACKENDS, default="torch",
+                   help="array backend that trains")
+    r.add_argument("--device", choices=DEVICES, default=None,
+                   help="where training runs (default: cuda when available, else cpu)")
+    r.add_argument("--output", default=".", help="folder for checkpoints and lcurve.out")
+    r.add_argument("--steps", type=_positive, default=None,
+                   help="number of steps, overriding training.numb_steps")
+    r.add_argument("--restart", default=None, help="checkpoint of dpa2 train to resume "
+                   "from (either backend's)")
+    r.add_argument("--force", action="store_true", help="start a new run even if --output "
                    "holds another run's checkpoints (they are removed)")
-    t.set_defaults(func=cmd_train)
-    e = sub.add_parser("test", help="energy/force RMSE of a trained model on data systems")
-    e.add_argument("--model", required=True, help="checkpoint or model file")
-    e.add_argument("--system", nargs="+", required=True, help="deepmd-format system(s)")
-    e.add_argument("--numb-test", dest="numb_test", type=int, default=None)
-    e.add_argument("--backend", choices=("torch",), default="torch")
-    e.set_defaults(func=cmd_test)
+    r.set_defaults(func=cmd_train)
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    parser = build_parser()
+    args = parser.parse_args(argv)
     try:
         return args.func(args)
-    except (ValueError, FileNotFoundError) as err:
-        print(f"error: {err}", file=sys.stderr)
+    except (ValueError, FileNotFoundError, IsADirectoryError, NotADirectoryError,
+            PermissionError, ImportError) as err:
+        line = " ".join(str(err).split()) or type(err).__name__
+        print(f"dpa2 {args.command}: error: {line}", file=sys.stderr)
         return 2
-
+    except KeyboardInterrupt:
+        print(f"dpa2 {args.command}: interrupted", file=sys.stderr)
+        return 130

@@ -8,6 +8,7 @@ Folders, one concern each (arrows point one way, ``model <- neighbors <- io <- t
 from . import array_api, presets
 from .io.deepmd_files import dump_deepmd, load_deepmd
 from .io.deepmd_model import DeepmdModel, load_deepmd_model
+from .io.loader import load_model, model_kind
 from .io.own_format import load, save
 from .io.structures import from_ase
 from .model.config import DPA2Config, RepformerConfig, RepinitConfig
@@ -35,6 +36,8 @@ __all__ = [
     "load",
     "load_deepmd",
     "load_deepmd_model",
+    "load_model",
+    "model_kind",
     "param_spec",
     "presets",
     "save",

@@ -12,7 +12,7 @@ Array: TypeAlias = Any  # an array of any array-API namespace (the one alias of 
 Namespace: TypeAlias = Any  # an array-API namespace module
 
 __all__ = ["Array", "Namespace", "asarray_like", "device", "dtype_of", "gather_rows",
-           "is_traced", "namespace", "numpy_dtype", "to_numpy"]
+           "is_traced", "namespace", "numpy_dtype", "to_numpy", "torch_load"]
 
 
 def namespace(*arrays: Array) -> Any:
@@ -92,3 +92,35 @@ def is_traced(x: Array) -> bool:
             return True
         return "Fake" in type(x).__name__ or "Functional" in type(x).__name__
     return False
+
+
+def _plain(obj: Any) -> Any:
+    """Nested dicts/lists/tuples of tensors -> the same structure of numpy arrays."""
+    if isinstance(obj, dict):
+        return {k: _plain(v) for k, v in obj.items()}
+    if isinstance(obj, list | tuple):
+        return type(obj)(_plain(v) for v in obj)
+    if hasattr(obj, "detach") and hasattr(obj, "cpu"):
+        return obj.detach().cpu().numpy().copy()
+    return obj
+
+
+def torch_load(path: Any) -> Any:
+    """A torch-pickled file (``torch.save``) as plain dicts/lists of numpy arrays.
+
+    The only place the core touches torch, imported here lazily (``weights_only=True``:
+    no code from the file runs). Raises ``ImportError`` without torch and ``ValueError``
+    (one line naming the file) when torch cannot read it.
+    """
+    try:
+        import torch
+    except ImportError as err:
+        raise ImportError(f"{str(path)!r}: reading a torch file needs torch "
+                          "(pip install 'dpa2[torch]')") from err
+    try:
+        obj = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as err:  # noqa: BLE001 - TorchScript archives, foreign pickles, ...
+        first = (str(err).strip().splitlines() or [""])[0]
+        raise ValueError(f"{str(path)!r}: torch cannot read it ({type(err).__name__}: "
+                         f"{first[:160]})") from err
+    return _plain(obj)

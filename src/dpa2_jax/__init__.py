@@ -20,8 +20,11 @@ from .model import (  # noqa: E402
     atom_energy,
     energy,
     energy_and_forces,
+    energy_force_virial,
+    from_record,
     init_model,
     load_deepmd_model,
+    load_model,
 )
 from .params import cast, init_params, load_deepmd, to_jax, to_numpy, x64_enabled  # noqa: E402
 
@@ -35,11 +38,14 @@ __all__ = [
     "descriptor",
     "energy",
     "energy_and_forces",
+    "energy_force_virial",
+    "from_record",
     "init_model",
     "init_params",
     "jit_descriptor",
     "load_deepmd",
     "load_deepmd_model",
+    "load_model",
     "neighbor",
     "to_jax",
     "to_numpy",

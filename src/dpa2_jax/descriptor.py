@@ -16,7 +16,7 @@ import dpa2_core as dc
 from dpa2_core import DescriptorOutput
 from dpa2_core.array_api import Array, numpy_dtype
 
-from .params import X64_HINT, check_precision, check_tree, x64_enabled
+from .params import X64_HINT, as_params, check_precision, check_tree, x64_enabled
 
 __all__ = ["as_jax", "check_inputs", "descriptor", "jit_descriptor"]
 
@@ -71,6 +71,7 @@ def descriptor(
     coord_ext = as_jax(coord_ext, "coord_ext")
     atype_ext, nlist = as_jax(atype_ext, "atype_ext"), as_jax(nlist, "nlist")
     mapping = as_jax(mapping, "mapping")
+    params = as_params(params)  # numpy/torch trees from the core: converted once, here
     check_inputs(params, config, coord_ext)
     if atype_ext.ndim != 1:
         return dc.descriptor(params, config, coord_ext, atype_ext, nlist, mapping)
@@ -107,7 +108,7 @@ def jit_descriptor(
     if validate:
         single = args[1].ndim == 1
         dc.model.checks.validate(config, *(x if x is None or not single else x[None] for x in args))
-    return _jitted(params, config, *args)
+    return _jitted(as_params(params), config, *args)
 
 
 jit_descriptor.jitted = _jitted

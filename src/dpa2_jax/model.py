@@ -20,17 +20,20 @@ import numpy as np
 
 import dpa2_core as dc
 from dpa2_core.array_api import Array
+from dpa2_core.io.deepmd_model import DeepmdModel
 from dpa2_core.io.deepmd_model import load_deepmd_model as load_deepmd_model_np
+from dpa2_core.io.loader import load_model as load_model_np
 from dpa2_core.model.fitting import FittingConfig, atomic_energy, init_fitting_params
 from dpa2_core.neighbors.extension import Extension
 from dpa2_core.neighbors.extension import extend_coord as _extend_coord
 
 from .descriptor import descriptor
-from .params import check_precision, to_jax, trainable_mask
+from .params import as_params, check_precision, to_jax, trainable_mask
 
 __all__ = [
-    "atom_energy", "energy", "energy_and_forces", "extend_coord", "init_model",
-    "load_deepmd_model", "model_trainable", "ModelConfig",
+    "atom_energy", "energy", "energy_and_forces", "energy_force_virial", "extend_coord",
+    "from_record", "init_model",
+    "load_deepmd_model", "load_model", "model_trainable", "ModelConfig",
 ]
 
 
@@ -72,10 +75,34 @@ def init_model(config: ModelConfig, seed: int = 0, descriptor_params: Any = None
 def load_deepmd_model(source: dict | str | os.PathLike) -> tuple[ModelConfig, dict]:
     """``(ModelConfig, params)`` of a whole deepmd-kit energy model (``.dp``/``.yaml``/
     ``.json`` or its dict): descriptor, fitting net and ``out_bias``."""
-    m = load_deepmd_model_np(source)
-    return ModelConfig(m.config, m.fitting_config), {
-        "descriptor": to_jax(m.params), "fitting": to_jax(m.fitting_params),
-        "out_bias": to_jax(m.out_bias.astype(m.config.dtype_name))}
+    if isinstance(source, dict):
+        return from_record(load_deepmd_model_np(source))
+    return load_model(source)
+
+
+def from_record(m: DeepmdModel, dtype: str | None = None) -> tuple[ModelConfig, dict]:
+    """``(ModelConfig, jax params)`` of a :class:`dpa2_core.DeepmdModel` (converted once);
+    ``dtype`` (e.g. ``"float32"``) is an explicit cast of configs and parameters."""
+    desc, fit = m.config, m.fitting_config
+    if dtype is not None:
+        desc = dataclasses.replace(desc, precision=dtype)
+        fit = dataclasses.replace(fit, precision=desc.dtype_name)
+    name = desc.dtype_name
+    check_precision(name)
+    return ModelConfig(desc, fit), {
+        "descriptor": to_jax(m.params, name), "fitting": to_jax(m.fitting_params, name),
+        "out_bias": to_jax(np.asarray(m.out_bias).astype(name))}
+
+
+def load_model(source: Any, head: str | None = None, dtype: str | None = None
+               ) -> tuple[ModelConfig, dict]:
+    """``(ModelConfig, jax params)`` of any model file (:func:`dpa2_core.io.load_model`
+    reads it, recognising the kind by content: deepmd-kit .dp/.yaml/.json and .pt
+    checkpoints, ``dpa2 train`` checkpoints of both backends) or of a
+    :class:`dpa2_core.DeepmdModel` record. A float64 model needs ``jax_enable_x64`` unless
+    ``dtype="float32"`` casts it."""
+    record = source if isinstance(source, DeepmdModel) else load_model_np(source, head)
+    return from_record(record, dtype)
 
 
 def model_trainable(params: dict, config: ModelConfig) -> dict:
@@ -91,6 +118,7 @@ def model_trainable(params: dict, config: ModelConfig) -> dict:
 def atom_energy(params: dict, config: ModelConfig, coord_ext, atype_ext, nlist,
                 mapping=None) -> Array:
     """Per-atom energies (nf, nloc), or (nloc,) for one frame; virtual atoms give 0."""
+    params = as_params(params)  # numpy/torch trees: converted once, at the edge
     desc = descriptor(params["descriptor"], config.descriptor, coord_ext, atype_ext, nlist,
                       mapping).descriptor
     atype = atype_ext[..., : nlist.shape[-2]]
@@ -106,6 +134,7 @@ def extend_coord(coord: Array, ext: Extension) -> Array:
 
 def energy(params: dict, config: ModelConfig, coord: Array, ext: Extension) -> Array:
     """Total energy (nf,) (or () for one frame) of local coordinates coord (.., nloc, 3)."""
+    params = as_params(params)
     e = atom_energy(params, config, extend_coord(coord, ext), ext.atype_ext, ext.nlist,
                     ext.mapping)
     return jnp.sum(e, axis=-1)
@@ -114,6 +143,7 @@ def energy(params: dict, config: ModelConfig, coord: Array, ext: Extension) -> A
 def energy_and_forces(params: dict, config: ModelConfig, coord: Array, ext: Extension
                       ) -> tuple[Array, Array]:
     """(energy (nf,), force (nf, nloc, 3) = -dE/dcoord); differentiable again in params."""
+    params = as_params(params)
 
     def total(c):
         e = energy(params, config, c, ext)
@@ -121,3 +151,28 @@ def energy_and_forces(params: dict, config: ModelConfig, coord: Array, ext: Exte
 
     grad, e = jax.grad(total, has_aux=True)(coord)
     return e, -grad
+
+
+def energy_force_virial(params: dict, config: ModelConfig, coord: Array, ext: Extension
+                        ) -> tuple[Array, Array, Array]:
+    """(atom_energy (nf, nloc), force (nf, nloc, 3), virial (nf, 3, 3)) of one gradient.
+
+    The gradient is taken w.r.t. the extended coordinates ``g = dE/dcoord_ext``: the force
+    on a local atom sums ``-g`` over its images (``coord_ext = coord[mapping] + shift``) and
+    the virial is ``-sum_a coord_ext_a (x) g_a`` (deepmd's sign and layout, as
+    :class:`dpa2_torch.EnergyModel`); padding atoms have ``g = 0``.
+    """
+    params = as_params(params)
+    coord_ext = extend_coord(coord, ext)
+
+    def total(c_ext):
+        e = atom_energy(params, config, c_ext, ext.atype_ext, ext.nlist, ext.mapping)
+        return jnp.sum(e), e
+
+    g, atom_e = jax.grad(total, has_aux=True)(coord_ext)
+    nloc = coord.shape[-2]
+    slot = jnp.where(ext.mapping >= 0, ext.mapping, nloc)  # padding -> a dropped row
+    frame = jnp.arange(g.shape[0])[:, None]
+    force = -jnp.zeros((g.shape[0], nloc + 1, 3), g.dtype).at[frame, slot].add(g)[:, :nloc]
+    virial = -jnp.einsum("fai,faj->fij", g, coord_ext)
+    return atom_e, force, virial

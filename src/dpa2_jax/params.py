@@ -19,11 +19,12 @@ import numpy as np
 
 import dpa2_core as dc
 from dpa2_core.array_api import numpy_dtype
+from dpa2_core.array_api import to_numpy as to_host
 from dpa2_core.model.config import PRECISIONS
 from dpa2_core.model.params import check_params, is_trainable, tree_map
 
 __all__ = [
-    "cast", "check_precision", "check_tree", "init_params", "load_deepmd", "to_jax",
+    "as_params", "cast", "check_precision", "check_tree", "init_params", "load_deepmd", "to_jax",
     "to_numpy", "trainable_mask", "x64_enabled", "X64_HINT",
 ]
 
@@ -44,7 +45,7 @@ def check_precision(name: str, what: str = "precision") -> None:
 
 
 def _leaf_to_jax(x: Any, dtype: Any) -> jax.Array:
-    a = np.asarray(x) if not isinstance(x, jax.Array) else x
+    a = x if isinstance(x, jax.Array) else to_host(x)
     if dtype is None and a.dtype == np.float64:
         check_precision("float64", "params dtype")
     return jnp.asarray(a, dtype=dtype)
@@ -61,6 +62,20 @@ def to_jax(params: Any, dtype: str | None = None) -> Any:
         check_precision(PRECISIONS.get(dtype, dtype))
         target = numpy_dtype(PRECISIONS.get(dtype, dtype))
     return jax.tree.map(lambda x: _leaf_to_jax(x, target), params)
+
+
+def as_params(params: Any) -> Any:
+    """The core's parameter pytree with jax leaves, converted once at the shim's edge.
+
+    numpy (``dpa2_core.init_params``, ``load_deepmd``), torch or any array-API leaves are
+    copied to jax arrays (dtypes kept; float64 needs x64, see :func:`to_jax`); jax arrays
+    and tracers pass as they are, so calls inside ``jax.jit`` stay traced.
+    """
+    leaves = jax.tree.leaves(params)
+    if all(isinstance(x, jax.Array) for x in leaves):
+        return params
+    return jax.tree.map(lambda x: x if isinstance(x, jax.Array) else _leaf_to_jax(x, None),
+                        params)
 
 
 def to_numpy(params: Any) -> Any:

@@ -5,7 +5,7 @@ Training (``dpa2 train --backend torch``) lives in :mod:`dpa2_torch.training`.
 """
 
 from .descriptor import DescrptDPA2
-from .model import EnergyModel
+from .model import EnergyModel, load_model
 from .neighbors import Neighbors
 
-__all__ = ["DescrptDPA2", "EnergyModel", "Neighbors"]
+__all__ = ["DescrptDPA2", "EnergyModel", "Neighbors", "load_model"]

@@ -16,6 +16,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from dpa2_core.array_api import to_numpy
 from dpa2_core.model.params import STATISTICS
 
 __all__ = [
@@ -32,7 +33,7 @@ def as_tensor(x: Any) -> torch.Tensor:
     """An owned torch copy of a numpy or torch array (never aliases the input)."""
     if isinstance(x, torch.Tensor):
         return x.detach().clone()
-    return torch.from_numpy(np.array(x, copy=True))
+    return torch.from_numpy(np.array(to_numpy(x), copy=True))  # numpy, jax, any array API
 
 
 def _is_leaf(x: Any) -> bool:

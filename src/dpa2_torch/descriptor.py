@@ -16,10 +16,10 @@ import torch
 from torch import nn
 
 import dpa2_core as dc
+from dpa2_core.io.loader import load_descriptor
 from dpa2_core.model.params import check_params
 
 from . import _tree
-from .deepmd_io import descriptor_from_checkpoint, is_checkpoint
 from .neighbors import Neighbors, extend_coord, neighbors_for
 
 __all__ = ["as_config", "DescrptDPA2", "validate_inputs"]
@@ -61,14 +61,14 @@ class DescrptDPA2(nn.Module):
 
     @classmethod
     def from_deepmd(cls, source: Any, head: str | None = None) -> DescrptDPA2:
-        """Load a deepmd-kit descriptor: anything :func:`dpa2_core.load_deepmd` reads, or a
-        deepmd-kit PyTorch training checkpoint (``.pt``; ``head`` picks a multi-task head,
-        default the only/first one)."""
-
-        if is_checkpoint(source):
-            config, params = descriptor_from_checkpoint(source, head)
-        else:
+        """Load a descriptor: a deepmd-kit dict, or any model file
+        :func:`dpa2_core.io.load_descriptor` reads (deepmd-kit .dp/.yaml/.json, a deepmd-kit
+        ``.pt`` checkpoint -- ``head`` picks a multi-task head, default the first --, a
+        ``dpa2 train`` checkpoint, a ``dpa2_core.save`` file)."""
+        if isinstance(source, dict):
             config, params = dc.load_deepmd(source)
+        else:
+            config, params = load_descriptor(source, head)
         return cls(config, params=params)
 
     def params(self) -> dict:

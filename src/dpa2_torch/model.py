@@ -15,14 +15,17 @@ import numpy as np
 import torch
 from torch import nn
 
+from dpa2_core.array_api import to_numpy
+from dpa2_core.io.deepmd_model import DeepmdModel
+from dpa2_core.io.loader import load_model as load_model_record
 from dpa2_core.model.fitting import FittingConfig, atomic_energy, init_fitting_params
 
 from . import _tree
-from .deepmd_io import is_checkpoint, model_from_checkpoint, model_from_file
+from .deepmd_io import model_from_file
 from .descriptor import DescrptDPA2
 from .neighbors import Neighbors, extend_coord, neighbors_for
 
-__all__ = ["EnergyModel"]
+__all__ = ["EnergyModel", "load_model"]
 
 
 def _fitting_kind(trainable: bool) -> _tree.Kind:
@@ -57,18 +60,25 @@ class EnergyModel(nn.Module):
             fitting_params = init_fitting_params(fitting, seed)
         self.fitting = _tree.build(fitting_params, _fitting_kind(fitting.trainable))
         self._compiled_force = None
-        bias = np.zeros(cfg.ntypes) if out_bias is None else np.asarray(out_bias)
+        bias = np.zeros(cfg.ntypes) if out_bias is None else to_numpy(out_bias)
         self.register_buffer("out_bias", torch.as_tensor(bias.reshape(cfg.ntypes)).to(
             self.fitting.layers[0].w.dtype))
 
     # ------------------------------------------------------------ construction
     @classmethod
     def from_deepmd(cls, source: Any, head: str | None = None) -> EnergyModel:
-        """A whole deepmd-kit energy model: a .dp/.yaml/.json file (or its dict) or a
-        deepmd-kit PyTorch training checkpoint (``head`` selects a multi-task head)."""
+        """A whole energy model from any model file (:func:`dpa2_core.io.load_model`: a
+        deepmd-kit .dp/.yaml/.json or .pt checkpoint, a ``dpa2 train`` checkpoint; ``head``
+        selects a multi-task head) or a deepmd-kit model dict."""
+        if isinstance(source, dict):
+            if head is not None:
+                raise ValueError(f"head={head!r}: a model dict has no heads")
+            return cls.from_record(model_from_file(source))
+        return cls.from_record(load_model_record(source, head))
 
-        m = model_from_checkpoint(source, head) if is_checkpoint(source) else \
-            model_from_file(source)
+    @classmethod
+    def from_record(cls, m: DeepmdModel) -> EnergyModel:
+        """The model of a :class:`dpa2_core.DeepmdModel` (numpy pytrees, copied once)."""
         return cls(DescrptDPA2(m.config, params=m.params), m.fitting_config, m.fitting_params,
                    m.out_bias)
 
@@ -162,3 +172,18 @@ class EnergyModel(nn.Module):
     def energy_lower(self, coord_ext, atype_ext, nlist, mapping=None) -> torch.Tensor:
         """Total energy (nf,) of an extended system (compile/export-friendly, no autograd)."""
         return self.atom_energy_lower(coord_ext, atype_ext, nlist, mapping).sum(dim=-1)
+
+
+def load_model(source: Any, head: str | None = None, device: Any = None,
+               dtype: Any = None) -> EnergyModel:
+    """An :class:`EnergyModel` from any model file (:func:`dpa2_core.io.load_model` reads
+    it, recognising the kind by content) or from a :class:`dpa2_core.DeepmdModel` record;
+    moved to ``device`` and cast to ``dtype`` (``"float32"``, ``torch.float32``...) if given.
+    """
+    model = EnergyModel.from_record(source) if isinstance(source, DeepmdModel) else \
+        EnergyModel.from_deepmd(source, head)
+    if dtype is not None:
+        model = model.to(getattr(torch, dtype) if isinstance(dtype, str) else dtype)
+    if device is not None:
+        model = model.to(device)
+    return model

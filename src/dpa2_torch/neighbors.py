@@ -54,4 +54,5 @@ def neighbors_for(coord: torch.Tensor, atype: torch.Tensor, config, box=None) ->
 
 def extend_coord(coord: torch.Tensor, nb: Extension) -> torch.Tensor:
     """coord_ext (nf, nall, 3) = coord[mapping] + shift; padding rows hold atom 0 + shift."""
+    # the array-API view of torch (plain ``torch.take`` has no ``axis``)
     return _extend_coord(namespace(coord), coord, nb.mapping, nb.shift)

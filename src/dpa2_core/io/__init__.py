@@ -3,9 +3,22 @@ structures (ASE and deepmd-format systems) and deepmd-kit's npy training data.
 
 ``deepmd_reader`` / ``deepmd_writer`` (serialized ``DescrptDPA2`` dicts), ``deepmd_files``
 (``.dp``/``.yaml``/``.json``), ``deepmd_model`` (whole energy models), ``own_format``
-(our ``.npz``), ``structures`` and ``npy_data``. Depends on ``model`` and ``neighbors``.
+(our ``.npz``), ``structures`` and ``npy_data``; ``loader`` (:func:`load_model`,
+:func:`model_kind`: every model file, recognised by content).
+Depends on ``model`` and ``neighbors``.
 """
 
+from .deepmd_model import DeepmdModel
+from .loader import (
+    KINDS,
+    TrainingCheckpoint,
+    describe_kind,
+    load_descriptor,
+    load_model,
+    model_kind,
+    read_training_checkpoint,
+)
 from .npy_data import DataError
 
-__all__ = ["DataError"]
+__all__ = ["KINDS", "DataError", "DeepmdModel", "TrainingCheckpoint", "describe_kind",
+           "load_descriptor", "load_model", "model_kind", "read_training_checkpoint"]

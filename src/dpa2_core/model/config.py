@@ -75,6 +75,19 @@ def _freeze(value: Any) -> Any:
     return value
 
 
+# neighbor counts deepmd-kit accepts as a list of ints (one per type, or one total): it
+# sums the list (``RepinitArgs(nsel=[7])`` is nsel=7), so this reads them the same way
+_SEL_KEYS = ("nsel", "three_body_sel")
+
+
+def _sum_sel(key: str, value: Any) -> Any:
+    if not isinstance(value, list | tuple):
+        return value
+    if not value or any(not isinstance(v, int) or isinstance(v, bool) or v < 0 for v in value):
+        _fail(key, value, "a list of neighbor counts must hold non-negative ints")
+    return sum(value)
+
+
 def _build(cls: type, d: Mapping[str, Any], prefix: str, aliases: Mapping[str, str] = {}):
     if not isinstance(d, Mapping):
         _fail(prefix.rstrip("."), d, "must be a dict")
@@ -84,7 +97,8 @@ def _build(cls: type, d: Mapping[str, Any], prefix: str, aliases: Mapping[str, s
         name = aliases.get(key, key)
         if name not in names:
             _fail(f"{prefix}{key}", value, f"unknown key; accepted: {sorted(names)}")
-        kwargs[name] = _freeze(value)
+        kwargs[name] = _sum_sel(f"{prefix}{key}", value) if name in _SEL_KEYS else \
+            _freeze(value)
     missing = [
         f.name
         for f in dataclasses.fields(cls)

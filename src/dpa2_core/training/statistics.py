@@ -22,7 +22,8 @@ from ..neighbors.cells import check_cell
 from ..progress import progress_bar
 
 __all__ = [
-    "accumulate", "compute_input_stats", "energy_bias", "iter_batches", "training_statistics",
+    "accumulate", "compute_input_stats", "energy_bias", "frame_count", "iter_batches",
+    "training_statistics",
 ]
 
 NeighborList = Callable[..., tuple[Array, Array, Array, Array]]
@@ -92,6 +93,22 @@ def iter_batches(frames: Any, config: DPA2Config, batch_size: int) -> Iterator[d
             yield {key: None if v is None else v[cut] for key, v in system.items()}
 
 
+def frame_count(frames: Any) -> int | None:
+    """Number of frames in ``frames`` when it is known without reading files (the
+    statistics bar's total), else None."""
+    items = [frames] if isinstance(frames, dict | str | os.PathLike) or hasattr(
+        frames, "coord") else frames
+    if not isinstance(items, list | tuple):
+        return None
+    total = 0
+    for item in items:
+        atype = item.get("atype") if isinstance(item, dict) else getattr(item, "atype", None)
+        if atype is None or np.ndim(atype) != 2:  # (nf, nloc) only: no guessing
+            return None
+        total += int(np.shape(atype)[0])
+    return total
+
+
 def accumulate(
     config: DPA2Config,
     frames: Any,
@@ -105,7 +122,8 @@ def accumulate(
         raise ValueError(f"batch_size={batch_size!r}: must be a positive int")
     build = neighbor_list if neighbor_list is not None else build_neighbor_list
     totals = {k: np.zeros((config.ntypes, 2, 3)) for k in stat_blocks(config)}
-    bar = progress_bar(progress, required=True, unit="frame", desc="input statistics")
+    bar = progress_bar(progress, required=True, unit="frame", desc="input statistics",
+                       total=frame_count(frames))
     try:
         for batch in iter_batches(frames, config, batch_size):
             coord_ext, atype_ext, mapping, nlist = build(batch["coord"], batch["atype"],

@@ -21,6 +21,7 @@ import jax
 import numpy as np
 
 import dpa2_core as dc
+from dpa2_core.io.loader import JAX_CHECKPOINT_FORMAT
 from dpa2_core.model.fitting import FittingConfig
 from dpa2_core.training import checkpoints
 
@@ -29,7 +30,7 @@ from ..params import to_jax
 
 __all__ = ["FORMAT", "checkpoint_writer", "load_checkpoint", "load_model", "save_checkpoint"]
 
-FORMAT = "dpa2_jax-checkpoint"
+FORMAT = JAX_CHECKPOINT_FORMAT
 
 
 def _flat(tree: Any, prefix: str) -> dict[str, np.ndarray]:

@@ -21,8 +21,9 @@ import numpy as np
 import optax
 
 import dpa2_core as dc
+from dpa2_core.io.loader import describe_kind, model_kind, read_training_checkpoint
 from dpa2_core.progress import progress_bar
-from dpa2_core.training import checkpoints, faults, lcurve
+from dpa2_core.training import checkpoints, faults, lcurve, report
 from dpa2_core.training.guards import (
     NonFiniteError,
     StopSignals,
@@ -32,10 +33,11 @@ from dpa2_core.training.guards import (
 )
 from dpa2_core.training.loss import ener_loss
 from dpa2_core.training.metrics import WeightedMean
+from dpa2_core.training.restart import check_same_model
 from dpa2_core.training.settings import DataSettings, TrainInput
 
 from ..descriptor import as_jax
-from ..model import ModelConfig, energy_and_forces, init_model, model_trainable
+from ..model import ModelConfig, energy_and_forces, from_record, init_model, model_trainable
 from ..params import x64_enabled
 from .checkpoint import checkpoint_writer, load_checkpoint
 from .data import Batch, Sampler, System
@@ -130,40 +132,40 @@ def _validate(config, params, valid: Sampler | None, nbatch: int, pe, pf) -> dic
     return mean.result()
 
 
-def _log(step: int, trn: dict, val: dict | None, lr: float, out, bar) -> None:
-    def fmt(m):
-        return ", ".join(f"{k} = {m[k]:.2e}" for k in METRICS)
-
-    lines = [f"batch {step:7d}: trn: {fmt(trn)}, lr = {lr:.2e}"]
-    if val:
-        lines.append(f"batch {step:7d}: val: {fmt(val)}")
-    for line in lines:
-        if bar is not None:
-            bar.write(line, file=out)
-        else:
-            print(line, file=out)
-
-
 def initial_state(inp: TrainInput, systems: list[System], sampler: Sampler,
                   restart: Path | None, out, valid: Sampler | None = None
                   ) -> tuple[int, dict, Any]:
-    """(first step, params, optax state): fresh, or read from a checkpoint (which holds the
-    statistics and the sampler state too)."""
+    """(first step, params, optax state): fresh (statistics and energy bias printed), or
+    read from a checkpoint of either backend (which holds the statistics and the sampler
+    states too; a torch one gives fresh Adam moments)."""
     opt = optimizer(inp.gradient_max_norm)
+    s = inp.settings
     if restart is None:
         params = initial_params(inp, systems, sampler.sizes)
+        print(report.statistics_line(s.data_stat_nbatch, len(systems)), file=out)
+        print(report.bias_line(params["out_bias"], s.type_map), file=out)
         return 0, params, opt.init(params)
-    s = inp.settings
-    template = init_model(model_config(inp), s.descriptor_seed, fitting_seed=s.fitting_seed)
-    step, params, opt_state, data = load_checkpoint(restart, template, opt.init(template))
-    train, valid_state, note = checkpoints.restore_data_state(data, 0, 1)
+    kind, note = model_kind(restart), ""
+    if kind == "dpa2-jax-checkpoint":
+        template = init_model(model_config(inp), s.descriptor_seed, fitting_seed=s.fitting_seed)
+        step, params, opt_state, data = load_checkpoint(restart, template, opt.init(template))
+    elif kind == "dpa2-torch-checkpoint":  # the other backend: weights, step, batches
+        ck = read_training_checkpoint(restart)
+        check_same_model(restart, ck.model, s.descriptor, s.fitting)
+        params = from_record(ck.model)[1]
+        step, opt_state, data = ck.step, opt.init(params), ck.data
+        note = "a torch checkpoint: Adam moments start afresh"
+    else:
+        raise ValueError(f"--restart {restart}: {describe_kind(kind)}; a restart needs a "
+                         "checkpoint of dpa2 train (torch .pt or jax .npz)")
+    train, valid_state, data_note = checkpoints.restore_data_state(data, 0, 1)
     if train is not None:
         sampler.set_state(train)
     if valid_state is not None and valid is not None:
         valid.set_state(valid_state)
-    print(f"restarting from {restart} at step {step}", file=out)
-    if note is not None:
-        print(f"note: {note}", file=out)
+    print(report.restart_line(restart, step, note), file=out)
+    if data_note is not None:
+        print(f"note: {data_note}", file=out)
     return step, params, opt_state
 
 
@@ -219,19 +221,22 @@ def _train(inp: TrainInput, output: Path, restart: Path | None, out, progress: b
     curve = lcurve.Lcurve(output / inp.disp_file, valid is not None, append=restart is not None)
     nval = inp.validation_data.numb_btch if inp.validation_data else 0
     last: dict = {}
+    if start >= inp.numb_steps:
+        raise ValueError(f"nothing to train: training.numb_steps={inp.numb_steps} and the run "
+                         f"is at step {start} (pass --steps N)")
     bar = progress_bar(progress, total=inp.numb_steps, initial=start, desc="train",
                            unit="step")
     bars += [] if bar is None else [bar]
-    tic = time.perf_counter()
+    times = []
     for i in range(start, inp.numb_steps):
+        tic = time.perf_counter()
         lr = inp.lr.value(i)
         pe, pf = (jnp.asarray(x, dtype) for x in inp.loss.at(lr, inp.lr.start_lr))
         params, opt_state, m, finite = train_step(*static, params, opt_state,
                                                   to_device(sampler.next()),
                                                   jnp.asarray(lr, dtype), pe, pf)
-        if i == start:
-            jax.block_until_ready(params)
-            print(f"first step (compile + run): {time.perf_counter() - tic:.1f} s", file=out)
+        jax.block_until_ready(params)
+        times.append(time.perf_counter() - tic)
         shown = i + 1
         if not bool(finite):
             what = "loss" if not np.isfinite(float(m["rmse"])) else "gradient"
@@ -246,7 +251,8 @@ def _train(inp: TrainInput, output: Path, restart: Path | None, out, progress: b
             trn = {k: float(v) for k, v in m.items()}
             val = _validate(config, params, valid, nval, pe, pf)
             curve.write(shown, lr, trn, val)
-            _log(shown, trn, val, lr, out, bar)
+            if bar is not None:
+                bar.set_postfix(report.bar_postfix(trn, lr))
             last = {"step": shown, "trn": trn, "val": val, "lr": lr}
         saved = shown % inp.save_freq == 0 or shown == inp.numb_steps
         if saved:
@@ -263,8 +269,7 @@ def _train(inp: TrainInput, output: Path, restart: Path | None, out, progress: b
         bar.close()
     if skipped:
         print(f"skipped {skipped} batch(es) with a non-finite loss or gradient", file=out)
-    print(f"training finished: {inp.numb_steps - start} steps in "
-          f"{time.perf_counter() - tic:.1f} s", file=out)
+    print(report.summary_line(times, output), file=out)
     return {**last, "stopped_by": stopped_by, "skipped": skipped}
 
 
@@ -273,10 +278,16 @@ def cli_train(args: Any) -> int:
     Returns 0, or ``128 + signal`` after a ``SIGTERM``/Ctrl-C stop."""
     inp = TrainInput.from_file(args.input, getattr(args, "steps", None))
     if inp.settings.descriptor.dtype_name == "float64" and not x64_enabled():
-        jax.config.update("jax_enable_x64", True)
-        print("note: precision float64 -> jax_enable_x64 switched on for this run")
+        jax.config.update("jax_enable_x64", True)  # the model's own precision
     restart = getattr(args, "restart", None)
-    result = train(inp, Path(getattr(args, "output", None) or "."),
-                   None if restart is None else Path(restart),
-                   overwrite=bool(getattr(args, "force", False)))
+    device = getattr(args, "device", None)
+    kind = "gpu" if device == "cuda" else "cpu"
+    try:
+        target = jax.devices(kind)[0] if device else None
+    except RuntimeError as err:
+        raise ValueError(f"--device {device}: jax sees no {kind} device") from err
+    with jax.default_device(target):
+        result = train(inp, Path(getattr(args, "output", None) or "."),
+                       None if restart is None else Path(restart),
+                       overwrite=bool(getattr(args, "force", False)))
     return 0 if result["stopped_by"] is None else 128 + result["stopped_by"]

@@ -5,6 +5,6 @@
 ``evaluate`` (errors on data systems).
 """
 
-from .trainer import Trainer, cli_test, cli_train
+from .trainer import Trainer, cli_train
 
-__all__ = ["Trainer", "cli_test", "cli_train"]
+__all__ = ["Trainer", "cli_train"]

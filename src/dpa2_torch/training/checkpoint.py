@@ -13,16 +13,16 @@ from pathlib import Path
 
 import torch
 
+from dpa2_core.io.loader import TORCH_CHECKPOINT_FORMAT
 from dpa2_core.training import checkpoints
 from dpa2_core.training.settings import ModelSettings
 
-from ..deepmd_io import is_checkpoint
 from ..descriptor import DescrptDPA2
 from ..model import EnergyModel
 
 __all__ = ["build_model", "checkpoint_state", "load_model", "save_checkpoint"]
 
-FORMAT, VERSION = "dpa2_torch", 1
+FORMAT, VERSION = TORCH_CHECKPOINT_FORMAT, 1
 
 
 def build_model(settings: ModelSettings) -> EnergyModel:
@@ -49,22 +49,8 @@ def save_checkpoint(path: str | os.PathLike, model: EnergyModel, optimizer, step
     return checkpoints.atomic_write(path, lambda tmp: torch.save(state, tmp))
 
 
-def _is_ours(path: Path) -> dict | None:
-    try:
-        ckpt = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception:  # noqa: BLE001 - not a torch file we can read: let deepmd paths try
-        return None
-    return ckpt if isinstance(ckpt, dict) and ckpt.get("format") == FORMAT else None
-
-
 def load_model(source: str | os.PathLike, head: str | None = None) -> EnergyModel:
-    """EnergyModel from our checkpoint, a deepmd-kit .pt checkpoint or a .dp/.yaml/.json."""
-    path = Path(source)
-    if not path.is_file():
-        raise FileNotFoundError(f"model={str(path)!r}: no such file")
-    ckpt = _is_ours(path) if is_checkpoint(path) else None
-    if ckpt is None:
-        return EnergyModel.from_deepmd(path, head)
-    model = build_model(ModelSettings.from_input(ckpt["input"]["model"]))
-    model.load_state_dict(ckpt["model"])
-    return model
+    """EnergyModel from any model file (:func:`dpa2_torch.load_model`)."""
+    from ..model import load_model as _load
+
+    return _load(source, head)

@@ -20,8 +20,9 @@ __all__ = ["set_statistics"]
 
 
 def set_statistics(model: EnergyModel, data: DataSet, nbatch: int,
-                   rcond: float | None = None) -> str:
-    """Fill davg/dstd and ``out_bias`` of ``model`` from ``data``; a one-line summary."""
+                   rcond: float | None = None) -> np.ndarray:
+    """Fill davg/dstd and ``out_bias`` of ``model`` from ``data``; returns the energy bias
+    per type (ntypes,) eV (the trainer prints it, :mod:`dpa2_core.training.report`)."""
     desc = model.descriptor
     new, bias = training_statistics(desc.numpy_params(), desc.config, data.frames(),
                                     data.sizes, nbatch, rcond)
@@ -31,5 +32,4 @@ def set_statistics(model: EnergyModel, data: DataSet, nbatch: int,
                 buf = getattr(getattr(desc, block), key)
                 buf.copy_(torch.as_tensor(np.asarray(new[block][key])).to(buf))
         model.out_bias.copy_(torch.as_tensor(bias).to(model.out_bias))
-    return (f"energy bias per type: {np.round(bias, 6).tolist()}; descriptor statistics "
-            f"from {nbatch} batch(es) of each of {len(data.sizes)} system(s)")
+    return np.asarray(bias)

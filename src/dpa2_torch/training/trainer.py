@@ -10,11 +10,11 @@ import os
 import time
 from pathlib import Path
 
-import numpy as np
 import torch
 
+from dpa2_core.io.loader import describe_kind, model_kind, read_training_checkpoint
 from dpa2_core.progress import progress_bar
-from dpa2_core.training import checkpoints, faults, lcurve
+from dpa2_core.training import checkpoints, faults, lcurve, report
 from dpa2_core.training.guards import (
     NonFiniteError,
     StopSignals,
@@ -23,16 +23,17 @@ from dpa2_core.training.guards import (
     skip_message,
 )
 from dpa2_core.training.metrics import WeightedMean
+from dpa2_core.training.restart import check_same_model
 from dpa2_core.training.settings import TrainInput
 
+from ..model import EnergyModel
 from . import dist
 from .batches import DataSet
-from .checkpoint import build_model, checkpoint_state, load_model
-from .evaluate import evaluate_systems, report
+from .checkpoint import build_model, checkpoint_state
 from .loss import energy_force_loss
 from .stats import set_statistics
 
-__all__ = ["cli_test", "cli_train", "Trainer"]
+__all__ = ["cli_train", "Trainer"]
 
 
 class Trainer:
@@ -82,23 +83,35 @@ class Trainer:
     # ------------------------------------------------------------ set-up
     def _statistics(self) -> None:
         s = self.inp.settings
-        note = set_statistics(self.model, self.train_data, s.data_stat_nbatch, s.rcond)
+        bias = set_statistics(self.model, self.train_data, s.data_stat_nbatch, s.rcond)
         if self.dist.is_main:
-            self.log(note)
+            self.log(report.statistics_line(s.data_stat_nbatch, len(self.train_data.sizes)))
+            self.log(report.bias_line(bias, s.type_map))
 
     def _restore(self, path: str) -> None:
-        try:
-            ckpt = torch.load(path, map_location=self.dist.device, weights_only=True)
-        except FileNotFoundError:
-            raise FileNotFoundError(f"restart={str(path)!r}: no such checkpoint") from None
-        except Exception as err:  # noqa: BLE001 - torn or foreign file: one clear line
-            raise ValueError(f"restart={str(path)!r}: not a readable dpa2_torch checkpoint "
-                             f"({type(err).__name__}); the newest complete one is named in "
-                             "the 'checkpoint' file of its folder") from err
-        self.model.load_state_dict(ckpt["model"])
-        self.optimizer.load_state_dict(ckpt["optimizer"])
-        self.step = int(ckpt["step"])
-        train, valid, note = checkpoints.restore_data_state(ckpt.get("data"), self.dist.rank,
+        kind = model_kind(path) if Path(path).is_file() else "missing"
+        if kind == "missing":
+            raise FileNotFoundError(f"restart={str(path)!r}: no such checkpoint")
+        if kind == "dpa2-jax-checkpoint":  # the other backend: weights, step, batches
+            ck = read_training_checkpoint(path)
+            check_same_model(path, ck.model, self.model.config, self.model.fitting_config)
+            self.model.load_state_dict(EnergyModel.from_record(ck.model).state_dict())
+            self.step, data = ck.step, ck.data
+            notes = ["a jax checkpoint: Adam moments start afresh"]
+        elif kind == "dpa2-torch-checkpoint":
+            try:
+                ckpt = torch.load(path, map_location=self.dist.device, weights_only=True)
+            except Exception as err:  # noqa: BLE001 - torn file: one clear line
+                raise ValueError(f"restart={str(path)!r}: not a readable dpa2_torch "
+                                 f"checkpoint ({type(err).__name__}); the newest complete one "
+                                 "is named in the 'checkpoint' file of its folder") from err
+            self.model.load_state_dict(ckpt["model"])
+            self.optimizer.load_state_dict(ckpt["optimizer"])
+            self.step, data, notes = int(ckpt["step"]), ckpt.get("data"), []
+        else:
+            raise ValueError(f"--restart {path}: {describe_kind(kind)}; a restart needs a "
+                             "checkpoint of dpa2 train (torch .pt or jax .npz)")
+        train, valid, note = checkpoints.restore_data_state(data, self.dist.rank,
                                                             self.dist.world_size)
         if train is not None:
             self.train_data.set_state(train)
@@ -106,7 +119,7 @@ class Trainer:
             self.valid_data.set_state(valid)
         self.last_ckpt = Path(path)
         if self.dist.is_main:
-            self.log(f"restarting from {path} at step {self.step}")
+            self.log(report.restart_line(path, self.step, "; ".join(notes)))
             if note is not None:
                 self.log(f"note: {note}")
             for line in checkpoints.rewind(self.out, self.inp.save_ckpt, ".pt", self.step,
@@ -199,9 +212,7 @@ class Trainer:
                 curve.write(shown, lr, train, valid)
                 rows.append({"step": shown, "lr": lr, "train": train, "valid": valid})
                 if bar is not None:
-                    bar.set_postfix(rmse_e=f"{train['rmse_e']:.2e}",
-                                    rmse_f=f"{train.get('rmse_f', float('nan')):.2e}",
-                                    lr=f"{lr:.1e}")
+                    bar.set_postfix(report.bar_postfix(train, lr))
             saved = shown % inp.save_freq == 0 or shown == inp.numb_steps
             if saved:
                 self.save()
@@ -239,11 +250,7 @@ class Trainer:
     def _summary(self) -> None:
         if self.skipped:
             self.log(f"skipped {self.skipped} batch(es) with a non-finite loss or gradient")
-        times = self.step_times[2:] or self.step_times
-        if times:
-            self.log(f"trained {len(self.step_times)} steps; {np.mean(times):.3f} s/step "
-                     f"(mean, first {len(self.step_times) - len(times)} excluded); "
-                     f"outputs in {self.out}")
+        self.log(report.summary_line(self.step_times, self.out))
 
 
 # ---------------------------------------------------------------- commands
@@ -256,20 +263,18 @@ def cli_train(args: argparse.Namespace) -> int:
     """
     inp = TrainInput.from_file(args.input, getattr(args, "steps", None))
     compile_ = os.environ.get("DPA2_TORCH_COMPILE", "0") not in ("", "0")
+    device = getattr(args, "device", None)
+    if device == "cuda" and not torch.cuda.is_available():
+        raise ValueError("--device cuda: torch sees no CUDA device (use --device cpu)")
     trainer = Trainer(inp, getattr(args, "output", ".") or ".", getattr(args, "restart", None),
-                      compile=compile_, overwrite=bool(getattr(args, "force", False)))
+                      device=device, compile=compile_,
+                      overwrite=bool(getattr(args, "force", False)))
     try:
+        if trainer.step >= inp.numb_steps:
+            raise ValueError(f"{args.input}: nothing to train: training.numb_steps="
+                             f"{inp.numb_steps} and the run is at step {trainer.step} "
+                             "(pass --steps N)")
         trainer.run()
     finally:
         dist.finish(trainer.dist)
     return 0 if trainer.stopped_by is None else 128 + trainer.stopped_by
-
-
-def cli_test(args: argparse.Namespace) -> int:
-    """``dpa2 test --model FILE --system DIR... [--numb-test N]``: energy/force errors."""
-
-    model = load_model(args.model)
-    results = evaluate_systems(model, [Path(s) for s in args.system],
-                               getattr(args, "numb_test", None))
-    print(report(results))
-    return 0

@@ -1,4 +1,4 @@
-"""The ``dpa2`` command: ``describe`` on the bundled default, on files and on models."""
+"""``dpa2 describe`` on the bundled default, on files and on models of every kind."""
 
 from __future__ import annotations
 
@@ -20,7 +20,16 @@ def test_describe_default_writes_all_outputs(tmp_path, capsys):
     assert main(["describe", "-o", str(out)]) == 0
     text = capsys.readouterr().out
     assert "atoms: 192" in text and "neighbors per atom" in text and "time:" in text
+    assert "untrained" in text.splitlines()[0]
+    config = dc.presets.preset("medium")
     data = np.load(out)
+    assert data["type_map"].tolist() == ["O", "H"]
+    nlist, mapping, neighbor = data["nlist"][0], data["mapping"][0], data["neighbor"][0]
+    rf_list = data["nlist_repformer"][0]
+    assert nlist.shape == (192, config.nsel) and rf_list.shape == data["g2"].shape[1:3]
+    np.testing.assert_array_equal(neighbor, np.where(rf_list >= 0, mapping[rf_list], -1))
+    np.testing.assert_array_equal(rf_list >= 0, data["sw"][0] > 0)  # slot filled <=> sw > 0
+    assert ((neighbor >= -1) & (neighbor < 192)).all()
     config = dc.presets.preset("medium")
     assert data["descriptor"].shape == (1, 192, config.dim_out)
     assert data["rot_mat"].shape == (1, 192, 32, 3)
@@ -64,7 +73,8 @@ def test_describe_reports_bad_input(tmp_path, capsys):
     path = tmp_path / "input.json"
     path.write_text(json.dumps({"repinit": {}, "repformer": {}}))
     assert main(["describe", "--config", str(path), "-o", str(tmp_path / "x.npz")]) == 2
-    assert "error: repinit.rcut" in capsys.readouterr().err
+    err = capsys.readouterr().err
+    assert "error: --config" in err and str(path) in err and "repinit.rcut" in err
 
 
 def test_describe_reads_a_slab_file_with_its_pbc(tmp_path):
@@ -99,3 +109,54 @@ def test_console_script_runs():
     proc = subprocess.run([sys.executable, "-m", "dpa2_cli", "--help"], capture_output=True,
                           text=True, check=True)
     assert "describe" in proc.stdout and "train" in proc.stdout
+
+
+def test_every_slot_names_its_neighbor_whatever_the_file_format(tmp_path):
+    """The same cell as extxyz and as POSCAR: slots may come in another order (ties), but
+    matched through ``neighbor`` and the ghost's coordinates, g2 and h2 are the same."""
+    ase_io = pytest.importorskip("ase.io")
+    import ase
+
+    coord, atype, box = (x[0] for x in water_frames(0, (0,)))
+    atoms = ase.Atoms(symbols=[("O", "H")[t] for t in atype], positions=coord, cell=box,
+                      pbc=True)
+    data = {}
+    for name, fmt in (("w.extxyz", "extxyz"), ("POSCAR", "vasp")):
+        ase_io.write(tmp_path / name, atoms, format=fmt)
+        out = tmp_path / f"{fmt}.npz"
+        assert main(["describe", str(tmp_path / name), "--model", str(MODEL_DP), "-q", "-o",
+                     str(out)]) == 0
+        data[fmt] = np.load(out)
+    a, b = data["extxyz"], data["vasp"]
+    for d in (a, b):
+        assert d["type_map"].tolist() == ["O", "H"]
+    for k in (0, 57, 191):  # a few atoms: sort each one's slots by (neighbor, g2 row)
+        keys = []
+        for d in (a, b):
+            order = np.lexsort((np.round(d["h2"][0, k, :, 0], 6), d["neighbor"][0, k]))
+            keys.append((d["neighbor"][0, k][order], d["h2"][0, k][order]))
+        np.testing.assert_array_equal(keys[0][0], keys[1][0])
+        np.testing.assert_allclose(keys[0][1], keys[1][1], rtol=0, atol=1e-6)
+
+
+def test_describe_reads_every_model_kind(tmp_path, capsys):
+    """--model takes deepmd-kit .dp/.pt, a dpa2 .npz and the checkpoints of dpa2 train."""
+    from cli_inputs import train_checkpoints
+
+    torch_ckpt, jax_ckpt = train_checkpoints(tmp_path)
+    molecule = tmp_path / "w.xyz"
+    molecule.write_text("3\n\nO 0 0 0\nH 0.96 0 0\nH -0.24 0.93 0\n")
+    own = tmp_path / "own.npz"
+    dc.save(own, *dc.load_deepmd(MODEL_DP))
+    ref = None
+    for model in (MODEL_DP, MODEL_DP.with_suffix(".ckpt.pt"), own):
+        out = tmp_path / "d.npz"
+        assert main(["describe", str(molecule), "--model", str(model), "-q", "-o",
+                     str(out)]) == 0
+        desc = np.load(out)["descriptor"]
+        ref = desc if ref is None else ref
+        np.testing.assert_allclose(desc, ref, rtol=0, atol=1e-12)
+    for ckpt in (torch_ckpt, jax_ckpt):
+        assert main(["describe", str(molecule), "--model", str(ckpt), "-q", "-o",
+                     str(tmp_path / "c.npz")]) == 0
+        assert f"model {ckpt}" in capsys.readouterr().out
