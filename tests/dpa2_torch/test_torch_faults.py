@@ -137,6 +137,7 @@ def test_a_full_disk_is_one_clear_error_and_keeps_earlier_checkpoints(
     err = capsys.readouterr().err  # the progress bar, then one line
     assert "Traceback" not in err
     assert err.strip().splitlines()[-1] == (
+        "dpa2 train: "
         f"error: cannot write '{out / 'model.ckpt-4.pt'}': No space left on device; the newest "
         f"complete checkpoint is '{out / 'model.ckpt-2.pt'}'")
     assert [p.name for p in checkpoints.checkpoints(out, "model.ckpt", ".pt")] == \

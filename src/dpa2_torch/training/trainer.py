@@ -108,6 +108,10 @@ class Trainer:
             self.model.load_state_dict(ckpt["model"])
             self.optimizer.load_state_dict(ckpt["optimizer"])
             self.step, data, notes = int(ckpt["step"]), ckpt.get("data"), []
+        elif Path(path).suffix == ".pt":  # torn or foreign: one clear line
+            raise ValueError(f"restart={str(path)!r}: not a readable dpa2_torch checkpoint "
+                             f"({describe_kind(kind)}); the newest complete one is named in "
+                             "the 'checkpoint' file of its folder")
         else:
             raise ValueError(f"--restart {path}: {describe_kind(kind)}; a restart needs a "
                              "checkpoint of dpa2 train (torch .pt or jax .npz)")
