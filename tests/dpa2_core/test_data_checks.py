@@ -103,5 +103,6 @@ def test_train_names_bad_validation_data_before_any_step(tmp_path, capsys):
     out = tmp_path / "run"
     assert main(["train", str(tmp_path / "input.json"), "--output", str(out)]) == 2
     lines = capsys.readouterr().err.strip().splitlines()
-    assert lines == [f"error: system={str(bad)!r}: set.000/force.npy: frame 1 holds NaN or inf"]
+    assert lines == [f"dpa2 train: error: system={str(bad)!r}: set.000/force.npy: frame 1 "
+                     "holds NaN or inf"]
     assert not list(out.glob("model.ckpt*")) and not (out / "lcurve.out").exists()
