@@ -83,10 +83,11 @@ def cluster(radius: float = 5.0):
 
 
 def small_triclinic():
-    """12 atoms in a triclinic cell shorter than the 6 Å cutoff (several image shells)."""
+    """12 atoms (water's density) in a triclinic cell shorter than the 6 Å cutoff (several
+    image shells), so the 120 neighbors of the model are never all taken."""
     from ase import Atoms
 
-    cell = np.array([[4.2, 0.0, 0.0], [1.1, 3.9, 0.0], [0.6, -0.8, 4.4]])
+    cell = np.array([[5.3, 0.0, 0.0], [1.1, 5.0, 0.0], [0.6, -0.8, 5.4]])
     rng = np.random.default_rng(3)
     pts: list[np.ndarray] = []
     while len(pts) < 12:

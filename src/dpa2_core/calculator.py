@@ -23,11 +23,21 @@ from ase.calculators.calculator import Calculator, all_changes
 
 from .neighbors.skin import SkinList, build_skin_list, extended_coord, moved_too_far, select
 
-__all__ = ["BaseCalculator", "DEFAULT_SKIN", "MIN_DISTANCE", "PRECISIONS"]
+__all__ = ["BaseCalculator", "DEFAULT_SKIN", "MIN_DISTANCE", "PRECISIONS", "stress_from_virial"]
 
 DEFAULT_SKIN = 1.0  # Å: LAMMPS's metal-units default is 2 Å; 1 Å outlives ~50 steps of water
 MIN_DISTANCE = 0.1  # Å: no two real atoms are this close (H2 is 0.74 Å); closer is a bug
 PRECISIONS = ("float64", "float32")
+
+
+def stress_from_virial(xp: Any, virial: Any, volume: Any) -> Any:
+    """Stress ``-(W + W^T) / (2 V)``, eV/Å³ (ASE's and torch-sim's sign: tensile > 0).
+
+    virial: (..., 3, 3) eV, deepmd's ``W = sum_a f_a (x) x_a`` over extended atoms;
+    volume: (...) Å³ (> 0). The symmetric part, as deepmd-kit's ``DP`` calculator reports.
+    """
+    transposed = virial.mT if hasattr(virial, "mT") else xp.swapaxes(virial, -1, -2)
+    return -0.5 * (virial + transposed) / volume[..., None, None]
 
 
 class BaseCalculator(Calculator):
@@ -172,5 +182,5 @@ class BaseCalculator(Calculator):
         volume = 0.0 if cell is None else abs(float(np.linalg.det(cell)))
         if volume > 0:
             w = np.asarray(out["virial"], dtype=np.float64).reshape(3, 3)
-            stress = -0.5 * (w + w.T) / volume
+            stress = stress_from_virial(np, w, np.asarray(volume))
             self.results["stress"] = stress.flat[[0, 4, 8, 5, 2, 1]]

@@ -12,6 +12,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
+from dpa2_core.array_api import namespace
 from dpa2_core.neighbors.extension import Extension, extension
 from dpa2_core.neighbors.extension import extend_coord as _extend_coord
 
@@ -53,4 +54,5 @@ def neighbors_for(coord: torch.Tensor, atype: torch.Tensor, config, box=None) ->
 
 def extend_coord(coord: torch.Tensor, nb: Extension) -> torch.Tensor:
     """coord_ext (nf, nall, 3) = coord[mapping] + shift; padding rows hold atom 0 + shift."""
-    return _extend_coord(torch, coord, nb.mapping, nb.shift)
+    # the array-API view of torch (torch.take has no axis argument)
+    return _extend_coord(namespace(coord), coord, nb.mapping, nb.shift)
