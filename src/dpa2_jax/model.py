@@ -30,7 +30,7 @@ from .params import check_precision, to_jax, trainable_mask
 
 __all__ = [
     "atom_energy", "energy", "energy_and_forces", "extend_coord", "init_model",
-    "load_deepmd_model", "model_trainable", "ModelConfig",
+    "load_deepmd_model", "model_trainable", "ModelConfig", "to_deepmd_model",
 ]
 
 
@@ -76,6 +76,14 @@ def load_deepmd_model(source: dict | str | os.PathLike) -> tuple[ModelConfig, di
     return ModelConfig(m.config, m.fitting_config), {
         "descriptor": to_jax(m.params), "fitting": to_jax(m.fitting_params),
         "out_bias": to_jax(m.out_bias.astype(m.config.dtype_name))}
+
+
+def to_deepmd_model(config: ModelConfig, params: dict) -> dc.DeepmdModel:
+    """The whole model as numpy pytrees (:class:`dpa2_core.DeepmdModel`), e.g. for
+    :func:`dpa2_core.io.save_deepmd_model` (back into deepmd-kit)."""
+    host = jax.tree.map(lambda x: np.array(x, copy=True), params)
+    return dc.DeepmdModel(config.descriptor, host["descriptor"], config.fitting,
+                          host["fitting"], np.asarray(host["out_bias"]))
 
 
 def model_trainable(params: dict, config: ModelConfig) -> dict:

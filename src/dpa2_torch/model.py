@@ -15,6 +15,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from dpa2_core.io.deepmd_model import DeepmdModel
 from dpa2_core.model.fitting import FittingConfig, atomic_energy, init_fitting_params
 
 from . import _tree
@@ -75,6 +76,13 @@ class EnergyModel(nn.Module):
     @property
     def config(self):
         return self.descriptor.config
+
+    def to_deepmd_model(self) -> DeepmdModel:
+        """The whole model as numpy pytrees (:class:`dpa2_core.DeepmdModel`), e.g. for
+        :func:`dpa2_core.io.save_deepmd_model` (back into deepmd-kit)."""
+        return DeepmdModel(self.config, self.descriptor.numpy_params(), self.fitting_config,
+                           _tree.to_numpy_tree(_tree.tree_of(self.fitting)),
+                           self.out_bias.detach().cpu().numpy().copy())
 
     def _apply(self, fn, recurse: bool = True):
         out = super()._apply(fn, recurse)
