@@ -1,4 +1,5 @@
-"""The ``dpa2`` command: ``describe`` (numpy core), ``train`` and ``test`` (backend shims)."""
+"""The ``dpa2`` command: ``describe`` (numpy core), ``train`` and ``test`` (backend shims),
+``md`` (:mod:`dpa2_cli.md`) and ``freeze`` (:mod:`dpa2_cli.freeze`)."""
 
 from __future__ import annotations
 
@@ -165,6 +166,10 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("--numb-test", dest="numb_test", type=int, default=None)
     e.add_argument("--backend", choices=("torch",), default="torch")
     e.set_defaults(func=cmd_test)
+    from . import freeze, md  # one module per command beyond these: add_parser + run
+
+    md.add_parser(sub)
+    freeze.add_parser(sub)
     return parser
 
 

@@ -33,6 +33,9 @@ from .deepmd_writer import to_deepmd_dict
 __all__ = ["SUFFIXES", "model_def_script", "save_deepmd_model", "to_deepmd_model_dict"]
 
 SUFFIXES = (".dp", ".yaml", ".yml", ".json")
+_UMASK = os.umask(0)
+os.umask(_UMASK)
+_FILE_MODE = 0o666 & ~_UMASK
 
 
 def _layer(p: dict, dtype: str, act: str, resnet: bool, trainable: bool) -> dict:
@@ -184,6 +187,7 @@ def save_deepmd_model(model: DeepmdModel, path: str | os.PathLike, *, out_std: A
                     yaml.safe_dump(encoded, f)
         with open(tmp, "rb+") as f:
             os.fsync(f.fileno())
+        os.chmod(tmp, _FILE_MODE)  # mkstemp's 0600 -> what open() would have made
         os.replace(tmp, path)
     except BaseException:
         tmp.unlink(missing_ok=True)
