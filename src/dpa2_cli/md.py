@@ -20,7 +20,8 @@ import numpy as np
 
 from dpa2_core.progress import progress_bar
 
-__all__ = ["add_parser", "energy_plot", "make_calculator", "read_structure", "run", "run_md"]
+__all__ = ["add_parser", "energy_plot", "make_calculator", "read_structure", "run", "run_md",
+           "thermalize"]
 
 LOG_HEADER = "# step  time[fs]  T[K]  Epot[eV]  Ekin[eV]  Etot[eV]"
 
@@ -61,6 +62,18 @@ def make_calculator(model: str, backend: str, device: str | None, dtype: str,
     from dpa2_torch.calculator import Calculator as TorchCalculator
 
     return TorchCalculator(model, head=head, device=device or "cpu", dtype=dtype)
+
+
+def thermalize(atoms: Any, temperature: float, rng: np.random.Generator) -> None:
+    """Maxwell-Boltzmann momenta at ``temperature`` K, no centre-of-mass motion (ASE's
+    ``thermalize_momenta`` from 3.29, its older ``MaxwellBoltzmannDistribution`` before)."""
+    from ase.md import velocitydistribution as vd
+
+    if hasattr(vd, "thermalize_momenta"):
+        vd.thermalize_momenta(atoms, temperature, rng=rng)
+    else:  # ase < 3.29
+        vd.MaxwellBoltzmannDistribution(atoms, temperature_K=temperature, rng=rng)
+    vd.Stationary(atoms)
 
 
 def _replace_atomically(path: Path, write) -> None:
@@ -109,7 +122,6 @@ def run_md(atoms: Any, calc: Any, *, steps: int, timestep: float, temperature: f
     from ase import units
     from ase.io.trajectory import Trajectory
     from ase.md.langevin import Langevin
-    from ase.md.velocitydistribution import MaxwellBoltzmannDistribution, Stationary
     from ase.md.verlet import VelocityVerlet
 
     if steps < 0 or timestep <= 0 or temperature < 0 or interval < 1:
@@ -120,8 +132,7 @@ def run_md(atoms: Any, calc: Any, *, steps: int, timestep: float, temperature: f
         raise ValueError(f"ensemble={ensemble!r}: must be 'nve' or 'nvt'")
     atoms.calc = calc
     rng = np.random.default_rng(seed)
-    MaxwellBoltzmannDistribution(atoms, temperature_K=temperature, rng=rng)
-    Stationary(atoms)
+    thermalize(atoms, temperature, rng)
     dt = timestep * units.fs
     if ensemble == "nve":
         dyn = VelocityVerlet(atoms, timestep=dt)
