@@ -40,13 +40,13 @@ def water():
 
 
 def start(calc):
-    from ase.md.velocitydistribution import MaxwellBoltzmannDistribution, Stationary
     from ase.md.verlet import VelocityVerlet
     from ase.units import fs
 
+    from dpa2_cli.md import thermalize
+
     atoms = water()
-    MaxwellBoltzmannDistribution(atoms, temperature_K=300.0, rng=np.random.default_rng(0))
-    Stationary(atoms)
+    thermalize(atoms, 300.0, np.random.default_rng(0))
     atoms.calc = calc
     return atoms, VelocityVerlet(atoms, timestep=0.5 * fs)
 
@@ -78,6 +78,7 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--steps", type=int, default=3, help="timed steps per round")
     parser.add_argument("--nve-steps", type=int, default=100)
+    parser.add_argument("--no-timing", action="store_true", help="only the NVE drift")
     args = parser.parse_args()
 
     import jax
@@ -92,7 +93,7 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         calcs = {"dpa2_torch": TorchCalculator(MODEL), "dpa2_jax": JaxCalculator(MODEL),
                  "deepmd DP": deepmd_dp(Path(tmp))}
-        runs = {name: start(calc) for name, calc in calcs.items()}
+        runs = {} if args.no_timing else {name: start(calc) for name, calc in calcs.items()}
         for _, dyn in runs.values():  # warm-up: jit compile, first list, torch allocator
             dyn.run(2)
         spent = dict.fromkeys(calcs, 0.0)
@@ -102,12 +103,13 @@ def main() -> None:
                 dyn.run(args.steps)
                 spent[name] += time.perf_counter() - tic
         n = args.rounds * args.steps
-        ref = spent["deepmd DP"] / n
-        print(f"\nMD step time, 192-atom water, float64 ({n} steps each, interleaved):")
-        for name, s in spent.items():
-            print(f"  {name:<11} {1e3 * s / n:8.1f} ms/step   ratio to DP {s / n / ref:5.2f}")
-        builds = {k: c.nbuilds for k, c in calcs.items() if hasattr(c, "nbuilds")}
-        print(f"  neighbor-list builds over {n + 2} steps: {builds}")
+        if runs:
+            ref = spent["deepmd DP"] / n
+            print(f"\nMD step time, 192-atom water, float64 ({n} steps each, interleaved):")
+            for name, s in spent.items():
+                print(f"  {name:<11} {1e3 * s / n:8.1f} ms/step   ratio to DP {s / n / ref:5.2f}")
+            builds = {k: c.nbuilds for k, c in calcs.items() if hasattr(c, "nbuilds")}
+            print(f"  neighbor-list builds over {n + 2} steps: {builds}")
         if args.nve_steps:
             print(f"\nNVE, velocity Verlet 0.5 fs, {args.nve_steps} steps, 300 K start:")
             for name in ("dpa2_torch", "deepmd DP"):
