@@ -199,3 +199,30 @@ def pytest_sessionfinish(session, exitstatus):
         shown = "\n  ".join(_SKIPPED[:20])
         print(f"\nDPA2_FORBID_SKIPS=1 and {len(_SKIPPED)} test(s) skipped:\n  {shown}")
         session.exitstatus = 1
+
+
+@pytest.fixture(scope="session")
+def water_pth(tmp_path_factory) -> Path:
+    """The shared water model as deepmd-kit's PyTorch file, made by deepmd-kit itself
+    (``dp convert-backend``; once per session)."""
+    from md_helpers import MODEL_DP, convert_backend
+
+    return convert_backend(MODEL_DP, tmp_path_factory.mktemp("deepmd") / "water.pth")
+
+
+@pytest.fixture(scope="session")
+def deepmd_results(water_pth) -> dict:
+    """deepmd-kit's ``DP`` calculator on the shared model: energy, forces (and stress when
+    periodic) of every structure of ``md_helpers.STRUCTURES`` (computed once)."""
+    from md_helpers import STRUCTURES, deepmd_calculator
+
+    dp = deepmd_calculator(water_pth)
+    out = {}
+    for name, make in STRUCTURES.items():
+        atoms = make()
+        atoms.calc = dp
+        res = {"energy": atoms.get_potential_energy(), "forces": atoms.get_forces()}
+        if any(atoms.pbc):
+            res["stress"] = atoms.get_stress()
+        out[name] = res
+    return out

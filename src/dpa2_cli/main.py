@@ -1,4 +1,4 @@
-"""The ``dpa2`` command: describe, eval, test and train DPA-2 models.
+"""The ``dpa2`` command: describe, eval, test, train, md and freeze DPA-2 models.
 
 Every error caused by the input (a missing or damaged file, a model of the wrong kind, an
 element the model does not know, a bad option) is one line on stderr naming the file,
@@ -13,6 +13,7 @@ from typing import NoReturn
 
 from dpa2_core import __version__
 
+from . import freeze, md
 from .describe import OUTPUT_FIELDS, cmd_describe
 from .evaluate import cmd_eval
 from .models import BACKENDS, DEVICES
@@ -64,7 +65,7 @@ def _run_options(p: argparse.ArgumentParser, backend_default: str = "torch") -> 
 
 def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(prog="dpa2", description="DPA-2 descriptors and energy models: "
-                     "describe, eval, test and train (torch or JAX).", epilog=EPILOG,
+                     "describe, eval, test, train, md and freeze (torch or JAX).", epilog=EPILOG,
                      formatter_class=_Help)
     parser.add_argument("--version", action="version", version=f"dpa2 {__version__}")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND",
@@ -141,6 +142,9 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--force", action="store_true", help="start a new run even if --output "
                    "holds another run's checkpoints (they are removed)")
     r.set_defaults(func=cmd_train)
+
+    md.add_parser(sub)
+    freeze.add_parser(sub)
     return parser
 
 

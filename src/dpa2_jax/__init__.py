@@ -29,6 +29,7 @@ from .model import (  # noqa: E402
 from .params import cast, init_params, load_deepmd, to_jax, to_numpy, x64_enabled  # noqa: E402
 
 __all__ = [
+    "Calculator",
     "DPA2Config",
     "DescriptorOutput",
     "Extension",
@@ -51,3 +52,11 @@ __all__ = [
     "to_numpy",
     "x64_enabled",
 ]
+
+
+def __getattr__(name: str):
+    if name == "Calculator":  # needs ase: imported on first use
+        from .calculator import Calculator
+
+        return Calculator
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

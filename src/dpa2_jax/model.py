@@ -31,9 +31,9 @@ from .descriptor import descriptor
 from .params import as_params, check_precision, to_jax, trainable_mask
 
 __all__ = [
-    "atom_energy", "energy", "energy_and_forces", "energy_force_virial", "extend_coord",
-    "from_record", "init_model",
-    "load_deepmd_model", "load_model", "model_trainable", "ModelConfig",
+    "ModelConfig", "atom_energy", "energy", "energy_and_forces", "energy_force_virial",
+    "extend_coord", "from_record", "init_model", "load_deepmd_model", "load_model",
+    "model_trainable", "to_deepmd_model",
 ]
 
 
@@ -103,6 +103,14 @@ def load_model(source: Any, head: str | None = None, dtype: str | None = None
     ``dtype="float32"`` casts it."""
     record = source if isinstance(source, DeepmdModel) else load_model_np(source, head)
     return from_record(record, dtype)
+
+
+def to_deepmd_model(config: ModelConfig, params: dict) -> dc.DeepmdModel:
+    """The whole model as numpy pytrees (:class:`dpa2_core.DeepmdModel`), e.g. for
+    :func:`dpa2_core.io.save_deepmd_model` (back into deepmd-kit)."""
+    host = jax.tree.map(lambda x: np.array(x, copy=True), params)
+    return dc.DeepmdModel(config.descriptor, host["descriptor"], config.fitting,
+                          host["fitting"], np.asarray(host["out_bias"]))
 
 
 def model_trainable(params: dict, config: ModelConfig) -> dict:

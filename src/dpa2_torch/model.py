@@ -86,6 +86,13 @@ class EnergyModel(nn.Module):
     def config(self):
         return self.descriptor.config
 
+    def to_deepmd_model(self) -> DeepmdModel:
+        """The whole model as numpy pytrees (:class:`dpa2_core.DeepmdModel`), e.g. for
+        :func:`dpa2_core.io.save_deepmd_model` (back into deepmd-kit)."""
+        return DeepmdModel(self.config, self.descriptor.numpy_params(), self.fitting_config,
+                           _tree.to_numpy_tree(_tree.tree_of(self.fitting)),
+                           self.out_bias.detach().cpu().numpy().copy())
+
     def _apply(self, fn, recurse: bool = True):
         out = super()._apply(fn, recurse)
         dtype = _tree.torch_dtype_name(self.fitting.layers[0].w.dtype)

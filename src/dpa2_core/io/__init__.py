@@ -3,12 +3,14 @@ structures (ASE and deepmd-format systems) and deepmd-kit's npy training data.
 
 ``deepmd_reader`` / ``deepmd_writer`` (serialized ``DescrptDPA2`` dicts), ``deepmd_files``
 (``.dp``/``.yaml``/``.json``), ``deepmd_model`` (whole energy models), ``own_format``
-(our ``.npz``), ``structures`` and ``npy_data``; ``loader`` (:func:`load_model`,
+(our ``.npz``), ``deepmd_model_writer`` (whole models back into deepmd-kit:
+:func:`save_deepmd_model`), ``structures`` and ``npy_data``; ``loader`` (:func:`load_model`,
 :func:`model_kind`: every model file, recognised by content).
 Depends on ``model`` and ``neighbors``.
 """
 
 from .deepmd_model import DeepmdModel
+from .deepmd_model_writer import save_deepmd_model
 from .loader import (
     KINDS,
     TrainingCheckpoint,
@@ -21,4 +23,5 @@ from .loader import (
 from .npy_data import DataError
 
 __all__ = ["KINDS", "DataError", "DeepmdModel", "TrainingCheckpoint", "describe_kind",
-           "load_descriptor", "load_model", "model_kind", "read_training_checkpoint"]
+           "load_descriptor", "load_model", "model_kind", "read_training_checkpoint",
+           "save_deepmd_model"]

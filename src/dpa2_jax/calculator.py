@@ -1,0 +1,111 @@
+"""``Calculator``: an ASE calculator on the JAX energy model (:mod:`dpa2_jax.model`).
+
+The ASE side (types, checks, the neighbor list kept within a skin, forces and stress) is
+:class:`dpa2_core.calculator.BaseCalculator`; this module runs the lower interface under
+one ``jax.jit`` (energies, forces on the extended atoms and the virial from one
+``jax.grad``). The number of extended atoms changes when the list is rebuilt, so it is
+padded up to a multiple of :attr:`Calculator.bucket` with virtual atoms: a handful of
+compiles per run instead of one per rebuild.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from dpa2_core.calculator import DEFAULT_SKIN, MIN_DISTANCE, BaseCalculator
+from dpa2_core.io.deepmd_model import DeepmdModel
+
+from .model import ModelConfig, atom_energy, load_model
+from .params import check_precision, to_jax
+
+__all__ = ["Calculator"]
+
+
+def _resolve_model(model: Any, head: str | None) -> tuple[ModelConfig, Any]:
+    """``(ModelConfig, params)`` from a model object or any model file
+    (:func:`dpa2_jax.load_model`, the one loader)."""
+    if head is not None and not isinstance(model, str | os.PathLike):
+        raise ValueError(f"head={head!r}: only for a multi-task model file, not a model object")
+    if isinstance(model, tuple) and len(model) == 2 and isinstance(model[0], ModelConfig):
+        return model
+    if isinstance(model, DeepmdModel | str | os.PathLike):
+        return load_model(model, head)
+    raise TypeError(f"model: expected a path, a DeepmdModel or (ModelConfig, params), got "
+                    f"{type(model).__name__}")
+
+
+def _cast(config: ModelConfig, params: Any, dtype: str) -> tuple[ModelConfig, Any]:
+    """Config and parameters in ``dtype`` (an explicit cast when the file's differs)."""
+    check_precision(dtype, "dtype")
+    desc = dataclasses.replace(config.descriptor, precision=dtype)
+    fit = dataclasses.replace(config.fitting, precision=desc.dtype_name)
+    return ModelConfig(desc, fit), to_jax(jax.tree.map(np.asarray, params), dtype=dtype)
+
+
+def _make_lower(config: ModelConfig):
+    """jit: (params, coord_ext, atype_ext, nlist, mapping) -> energy, atom_e, force, virial."""
+
+    def lower(params, coord_ext, atype_ext, nlist, mapping):
+        def total(x):
+            e = atom_energy(params, config, x, atype_ext, nlist, mapping)
+            return jnp.sum(e), e
+
+        grad, atom_e = jax.grad(total, has_aux=True)(coord_ext)
+        force = -grad
+        virial = jnp.einsum("fai,faj->fij", force, coord_ext)  # sum_a f_a (x) x_a
+        return jnp.sum(atom_e, axis=-1), atom_e, force, virial
+
+    return jax.jit(lower)
+
+
+class Calculator(BaseCalculator):
+    """ASE calculator (energy, free_energy, energies, forces, stress) on a JAX model.
+
+    Parameters
+    ----------
+    model : str, os.PathLike, (ModelConfig, params) or DeepmdModel
+        A model file (deepmd-kit ``.dp``/``.yaml``/``.json``, a ``dpa2 train`` jax
+        checkpoint ``.npz``) or a model object.
+    head : str, optional
+        The head of a multi-task model file.
+    device : str or jax.Device, optional
+        Where the model runs (``"cpu"``, ``"gpu"`` or a device); default: JAX's default.
+    dtype : {"float64", "float32"}
+        Precision of the model; float64 needs ``jax_enable_x64`` (a clear error otherwise).
+    skin, min_distance : float
+        Å; see :class:`dpa2_core.calculator.BaseCalculator`.
+    """
+
+    bucket = 64  # nall padded to a multiple of 64: a new compile only every 64 ghosts
+
+    def __init__(self, model: Any, head: str | None = None, device: Any = None,
+                 dtype: str = "float64", skin: float = DEFAULT_SKIN,
+                 min_distance: float = MIN_DISTANCE, **kwargs: Any) -> None:
+        config, params = _resolve_model(model, head)
+        self.config, params = _cast(config, params, dtype)
+        if isinstance(device, str):
+            device = jax.devices(device)[0]
+        self.device = device
+        self.params = params if device is None else jax.device_put(params, device)
+        self._lower = _make_lower(self.config)
+        cfg = self.config.descriptor
+        super().__init__(cfg.type_map, cfg.rcut, cfg.nsel, dtype=dtype, skin=skin,
+                         min_distance=min_distance, **kwargs)
+
+    def _evaluate(self, coord_ext: np.ndarray, atype_ext: np.ndarray, nlist: np.ndarray,
+                  mapping: np.ndarray) -> dict[str, np.ndarray]:
+        put = (lambda x: x) if self.device is None else \
+            (lambda x: jax.device_put(x, self.device))
+        args = (put(jnp.asarray(coord_ext, dtype=self.config.descriptor.dtype_name)),
+                *(put(jnp.asarray(v)) for v in (atype_ext, nlist, mapping)))
+        energy, atom_e, force, virial = self._lower(self.params, *args)
+        return {"energy": np.asarray(energy, dtype=np.float64),
+                "atom_energy": np.asarray(atom_e, dtype=np.float64),
+                "force_ext": np.asarray(force, dtype=np.float64),
+                "virial": np.asarray(virial, dtype=np.float64)}

@@ -1,0 +1,82 @@
+"""``Calculator``: an ASE calculator on :class:`dpa2_torch.EnergyModel`.
+
+The ASE side (types, checks, the neighbor list kept within a skin, forces and stress) is
+:class:`dpa2_core.calculator.BaseCalculator`; this module only runs the model's lower
+interface: per-atom energies of the extended frame, forces on every extended atom and the
+virial by one backward pass.
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+import numpy as np
+import torch
+
+from dpa2_core.calculator import DEFAULT_SKIN, MIN_DISTANCE, BaseCalculator
+from dpa2_core.io.deepmd_model import DeepmdModel
+
+from .model import EnergyModel, load_model
+
+__all__ = ["Calculator"]
+
+_DTYPES = {"float64": torch.float64, "float32": torch.float32}
+
+
+def _resolve_model(model: Any, head: str | None) -> EnergyModel:
+    """An :class:`EnergyModel` from a model object or any model file
+    (:func:`dpa2_torch.load_model`, the one loader)."""
+    if isinstance(model, EnergyModel):
+        if head is not None:
+            raise ValueError(f"head={head!r}: only for a multi-task model file, not a model "
+                             "object")
+        return model
+    if isinstance(model, DeepmdModel | str | os.PathLike):
+        return load_model(model, head)
+    raise TypeError(f"model: expected a path, a DeepmdModel or an EnergyModel, got "
+                    f"{type(model).__name__}")
+
+
+class Calculator(BaseCalculator):
+    """ASE calculator (energy, free_energy, energies, forces, stress) on a torch model.
+
+    Parameters
+    ----------
+    model : str, os.PathLike, EnergyModel or DeepmdModel
+        A model file (deepmd-kit ``.dp``/``.yaml``/``.json``, a deepmd-kit ``.pt`` training
+        checkpoint, a ``dpa2 train`` torch checkpoint) or a model object.
+    head : str, optional
+        The head of a multi-task deepmd-kit checkpoint.
+    device : str or torch.device
+        Where the model runs (``"cpu"``, ``"cuda"``...).
+    dtype : {"float64", "float32"}
+        Precision of the model (cast from the file's if it differs).
+    skin, min_distance : float
+        Å; see :class:`dpa2_core.calculator.BaseCalculator`.
+    """
+
+    def __init__(self, model: Any, head: str | None = None, device: Any = "cpu",
+                 dtype: str = "float64", skin: float = DEFAULT_SKIN,
+                 min_distance: float = MIN_DISTANCE, **kwargs: Any) -> None:
+        if dtype not in _DTYPES:
+            raise ValueError(f"dtype={dtype!r}: must be one of {sorted(_DTYPES)}")
+        self.model = _resolve_model(model, head).to(device=device, dtype=_DTYPES[dtype]).eval()
+        self.device = torch.device(device)
+        cfg = self.model.config
+        super().__init__(cfg.type_map, cfg.rcut, cfg.nsel, dtype=dtype, skin=skin,
+                         min_distance=min_distance, **kwargs)
+
+    def _evaluate(self, coord_ext: np.ndarray, atype_ext: np.ndarray, nlist: np.ndarray,
+                  mapping: np.ndarray) -> dict[str, np.ndarray]:
+        dev, dt = self.device, _DTYPES[self.dtype_name]
+        x = torch.as_tensor(coord_ext, dtype=dt, device=dev).requires_grad_(True)
+        a, n, m = (torch.as_tensor(v, device=dev) for v in (atype_ext, nlist, mapping))
+        atom_e = self.model.atom_energy_lower(x, a, n, m)
+        energy = atom_e.sum(dim=-1)
+        (grad,) = torch.autograd.grad(energy.sum(), x)
+        force = -grad
+        virial = torch.einsum("fai,faj->fij", force, x)  # deepmd's sign: sum_a f_a (x) x_a
+        return {k: v.detach().cpu().double().numpy() for k, v in (
+            ("energy", energy), ("atom_energy", atom_e), ("force_ext", force),
+            ("virial", virial))}
