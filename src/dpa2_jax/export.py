@@ -24,6 +24,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from dpa2_core.io.artifacts import (
+    EXPORT_PRECISIONS,
     build_metadata,
     check_export_precision,
     kind_of_suffix,
@@ -55,33 +56,19 @@ def lower_forward(params: dict, config: ModelConfig, coord_ext, atype_ext, nlist
     return lower_outputs(atom_e, grad, coord_ext)
 
 
-def _as_model(model: Any, head: str | None) -> tuple[ModelConfig, dict]:
-    """(ModelConfig, params) from a model tuple, a ``DeepmdModel`` or a model file (until
-    ``dpa2_jax.load_model`` is merged: the jax checkpoint / deepmd-kit file loaders)."""
+def _as_model(model: Any, head: str | None, dtype: Any) -> tuple[ModelConfig, dict]:
+    """(ModelConfig, params) from a model tuple, a ``DeepmdModel`` record or any file
+    :func:`dpa2_jax.load_model` reads (cast to ``dtype`` on the way when given, so a
+    float64 file exports to float32 without x64)."""
     from dpa2_core.io.deepmd_model import DeepmdModel
+
+    from .model import load_model
 
     if isinstance(model, tuple) and len(model) == 2 and isinstance(model[0], ModelConfig):
         return model
-    if isinstance(model, DeepmdModel):
-        return ModelConfig(model.config, model.fitting_config), {
-            "descriptor": model.params, "fitting": model.fitting_params,
-            "out_bias": model.out_bias}
-    if isinstance(model, str | os.PathLike):
-        import dpa2_jax
-
-        loader = getattr(dpa2_jax, "load_model", None)
-        if loader is not None:
-            return loader(model, head=head)
-        path = Path(model)
-        if not path.is_file():
-            raise FileNotFoundError(f"model={str(path)!r}: no such file")
-        if path.suffix == ".npz":
-            from .training.checkpoint import load_model as load_checkpoint
-
-            return load_checkpoint(path)
-        from dpa2_core.io.deepmd_model import load_deepmd_model
-
-        return _as_model(load_deepmd_model(path), head)
+    if isinstance(model, DeepmdModel | str | os.PathLike):
+        name = None if dtype is None else str(getattr(dtype, "name", dtype))
+        return load_model(model, head=head, dtype=name if name in EXPORT_PRECISIONS else None)
     raise ValueError(f"model: cannot export a {type(model).__name__}; pass (ModelConfig, "
                      "params), a DeepmdModel or a model file")
 
@@ -108,7 +95,7 @@ def export_model(model: Any, path: str | os.PathLike, dtype: Any = None, *,
     if kind != "jax-export":
         raise ValueError(f"path={str(path)!r}: dpa2_jax writes .jaxexport (.pte/.pt2 come "
                          "from dpa2_torch.export_model)")
-    config, params = _as_model(model, head)
+    config, params = _as_model(model, head, dtype)
     precision = check_export_precision(dtype, config.descriptor.dtype_name)
     if precision == "float64" and not x64_enabled():
         raise ValueError(f"dtype='float64': a float64 export needs jax_enable_x64, which is "

@@ -79,27 +79,19 @@ def sample_inputs(config: Any, dtype: torch.dtype = torch.float64) -> tuple[torc
 
 
 def _as_energy_model(model: Any, head: str | None) -> EnergyModel:
-    """An :class:`EnergyModel` from a model object, a ``DeepmdModel`` or any file the
-    loaders read (until ``dpa2_torch.load_model`` is merged: the checkpoint loader)."""
+    """An :class:`EnergyModel` from a model object, a ``DeepmdModel`` record or any file
+    :func:`dpa2_torch.load_model` reads."""
+    from dpa2_core.io.deepmd_model import DeepmdModel
+
+    from .model import load_model
+
     if isinstance(model, EnergyModel):
         return model
     if isinstance(model, torch.nn.Module):
         raise ValueError(f"model: a {type(model).__name__}, not an EnergyModel (the export "
                          "needs the whole energy model: descriptor + fitting)")
-    from dpa2_core.io.deepmd_model import DeepmdModel
-
-    if isinstance(model, DeepmdModel):
-        from .descriptor import DescrptDPA2
-
-        return EnergyModel(DescrptDPA2(model.config, params=model.params),
-                           model.fitting_config, model.fitting_params, model.out_bias)
-    if isinstance(model, str | os.PathLike):
-        import dpa2_torch
-
-        loader = getattr(dpa2_torch, "load_model", None)
-        if loader is None:
-            from .training.checkpoint import load_model as loader
-        return loader(model, head=head)
+    if isinstance(model, DeepmdModel | str | os.PathLike):
+        return load_model(model, head=head)
     raise ValueError(f"model: cannot export a {type(model).__name__}; pass an EnergyModel, "
                      "a DeepmdModel or a model file")
 
