@@ -46,11 +46,12 @@ HOST_TAIL = textwrap.dedent('''
     out = {}
     for tag, path in jobs.items():
         program, meta = load(path)
+        out[f"{tag}/metadata"] = np.asarray(json.dumps(meta))
         for system in SYSTEMS:
             args = [inputs[f"{system}/{name}"] for name in
                     ("coord_ext", "atype_ext", "nlist", "mapping")]
             result = run(program, meta, args)
-            for o in meta["outputs"]:
+            for o in meta["outputs"]:  # the contract read back from the artifact
                 out[f"{tag}/{system}/{o['name']}"] = np.asarray(result[o["name"]],
                                                                  dtype=np.float64)
     np.savez(sys.argv[3], **out)
@@ -115,4 +116,5 @@ def run_host(tmp_path: Path, loader: str, inputs: dict, jobs: dict[str, str],
                            json.dumps(jobs), str(tmp_path / "out.npz")], cwd=tmp_path,
                           env=env, capture_output=True, text=True, timeout=timeout)
     assert proc.returncode == 0, proc.stderr[-3000:]
-    return dict(np.load(tmp_path / "out.npz"))
+    with np.load(tmp_path / "out.npz") as f:
+        return {k: (json.loads(str(f[k])) if k.endswith("/metadata") else f[k]) for k in f}

@@ -216,6 +216,15 @@ class ExportedModel:
         return {k: out[k].detach().cpu().double().numpy() for k in LOWER_OUTPUTS}
 
 
+def _pte_metadata(path: Path) -> bytes | None:
+    """The ``extra/metadata.json`` member of a ``torch.export.save`` archive, if any."""
+    import zipfile
+
+    with zipfile.ZipFile(path) as z:
+        names = [n for n in z.namelist() if n.endswith("/extra/metadata.json")]
+        return z.read(names[0]) if names else None
+
+
 def load_exported(path: str | os.PathLike) -> ExportedModel:
     """Load a ``.pte`` or ``.pt2`` written by :func:`export_model` (kind read from the
     content); a file of another kind or format version raises naming it."""
@@ -225,6 +234,9 @@ def load_exported(path: str | os.PathLike) -> ExportedModel:
         raise ValueError(f"{path}: a {kind!r} artifact is read by dpa2_jax.load_exported")
     check_kind(path, kind)
     if kind == "torch-export-pte":
+        # the metadata first (a cheap zip read), so a wrong version fails before the
+        # seconds-long deserialization of the program
+        parse_metadata(_pte_metadata(path), path, kind)
         extra = {"metadata.json": ""}
         with open(path, "rb") as f:
             program = torch.export.load(f, extra_files=extra).module()
