@@ -1,4 +1,4 @@
-"""The ``dpa2`` command: describe, eval, test and train DPA-2 models.
+"""The ``dpa2`` command: describe, eval, test, train and freeze DPA-2 models.
 
 Every error caused by the input (a missing or damaged file, a model of the wrong kind, an
 element the model does not know, a bad option) is one line on stderr naming the file,
@@ -15,6 +15,7 @@ from dpa2_core import __version__
 
 from .describe import OUTPUT_FIELDS, cmd_describe
 from .evaluate import cmd_eval
+from .freeze import WRITERS, cmd_freeze
 from .models import BACKENDS, DEVICES
 from .testing import cmd_test
 from .train import cmd_train
@@ -64,7 +65,7 @@ def _run_options(p: argparse.ArgumentParser, backend_default: str = "torch") -> 
 
 def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(prog="dpa2", description="DPA-2 descriptors and energy models: "
-                     "describe, eval, test and train (torch or JAX).", epilog=EPILOG,
+                     "describe, eval, test, train and freeze (torch or JAX).", epilog=EPILOG,
                      formatter_class=_Help)
     parser.add_argument("--version", action="version", version=f"dpa2 {__version__}")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND",
@@ -141,6 +142,20 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--force", action="store_true", help="start a new run even if --output "
                    "holds another run's checkpoints (they are removed)")
     r.set_defaults(func=cmd_train)
+
+    f = sub.add_parser("freeze", help="write a model as a deployable artifact (by suffix)",
+                       formatter_class=_Help, epilog=EPILOG,
+                       description="Write MODEL in the form OUTPUT's suffix names: "
+                       ".pte (torch.export), .pt2 (AOTInductor; minutes of C++ compile), "
+                       ".jaxexport (jax.export); each loads with its framework alone.")
+    f.add_argument("model", help=MODEL_HELP)
+    f.add_argument("-o", "--output", required=True,
+                   help=f"output file; suffix one of {', '.join(sorted(WRITERS))}")
+    f.add_argument("--dtype", choices=("float64", "float32"), default=None,
+                   help="precision of the artifact (default: the model's)")
+    f.add_argument("--head", default=None,
+                   help="head of a multi-task deepmd-kit .pt checkpoint (default: the first)")
+    f.set_defaults(func=cmd_freeze)
     return parser
 
 
