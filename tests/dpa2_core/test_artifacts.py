@@ -4,6 +4,7 @@ kinds read from content, and the loader pointing artifacts to their loaders."""
 from __future__ import annotations
 
 import json
+import os
 import zipfile
 
 import pytest
@@ -68,6 +69,9 @@ def test_jaxexport_container_round_trip_and_kinds(tmp_path):
     blob, meta = art.read_jaxexport(path)
     assert blob == b"program" and meta == _meta()
     assert [p.name for p in tmp_path.iterdir()] == ["m.jaxexport"]  # no temporary left
+    umask = os.umask(0)
+    os.umask(umask)
+    assert path.stat().st_mode & 0o777 == 0o666 & ~umask  # not mkstemp's private 0600
     with pytest.raises(ValueError, match=r"m\.jaxexport: an exported JAX program"):
         load_model(path)
     other = tmp_path / "x.jaxexport"
