@@ -143,8 +143,8 @@ def build_parser() -> argparse.ArgumentParser:
                    "holds another run's checkpoints (they are removed)")
     r.set_defaults(func=cmd_train)
 
-    md.add_parser(sub)
-    freeze.add_parser(sub)
+    md.add_parser(sub, formatter_class=_Help, epilog=EPILOG)
+    freeze.add_parser(sub, formatter_class=_Help, epilog=EPILOG)
     return parser
 
 

@@ -175,8 +175,10 @@ def run_md(atoms: Any, calc: Any, *, steps: int, timestep: float, temperature: f
     return np.asarray(rows)
 
 
-def add_parser(subparsers: Any) -> argparse.ArgumentParser:
-    p = subparsers.add_parser("md", help="molecular dynamics (ASE) with a dpa2 model")
+def add_parser(subparsers: Any, **common: Any) -> argparse.ArgumentParser:
+    """The ``md`` sub-command (``common``: the parser's shared formatter/epilog)."""
+    p = subparsers.add_parser("md", help="molecular dynamics (ASE) with a dpa2 model",
+                              **common)
     p.add_argument("structure", nargs="?", default=None, help="structure file (any ase.io "
                    "format; first frame); default: the bundled water frame (192 atoms)")
     p.add_argument("--model", default=None, help="model file (deepmd-kit .dp/.yaml/.json or "

@@ -14,6 +14,7 @@ from dpa2_core import DescriptorOutput, DPA2Config  # noqa: E402
 
 from . import neighbor  # noqa: E402
 from .descriptor import descriptor, jit_descriptor  # noqa: E402
+from .export import export_model, load_exported  # noqa: E402
 from .model import (  # noqa: E402
     Extension,
     ModelConfig,
@@ -40,12 +41,14 @@ __all__ = [
     "energy",
     "energy_and_forces",
     "energy_force_virial",
+    "export_model",
     "from_record",
     "init_model",
     "init_params",
     "jit_descriptor",
     "load_deepmd",
     "load_deepmd_model",
+    "load_exported",
     "load_model",
     "neighbor",
     "to_jax",

@@ -1,8 +1,11 @@
-"""``dpa2 freeze``: a ``dpa2 train`` checkpoint of either backend as a deepmd-kit model file.
+"""``dpa2 freeze``: a ``dpa2 train`` checkpoint of either backend as a deepmd-kit model file,
+and a deepmd-kit model file as an exported artifact.
 
 deepmd-kit reads what we write: ``DeepPot("model.dp")`` (deepmd's numpy backend) gives our
 energies, and after deepmd-kit's own ``convert-backend`` to ``.pth`` its PyTorch model
-gives our energies, forces and virial (as stress through its ``DP`` calculator)."""
+gives our energies, forces and virial (as stress through its ``DP`` calculator). An
+artifact gives the model's numbers; unknown suffixes and unloadable inputs are one-line
+errors (exit status 2)."""
 
 from __future__ import annotations
 
@@ -12,8 +15,10 @@ import pytest
 pytest.importorskip("ase")
 torch = pytest.importorskip("torch")
 
-from conftest import tiny_input  # noqa: E402
+from conftest import cluster, tiny_input  # noqa: E402
+from export_helpers import local_force, lower_inputs  # noqa: E402
 from md_helpers import convert_backend, deepmd_calculator, small_triclinic  # noqa: E402
+from oracle import MODEL_DP  # noqa: E402
 
 from dpa2_cli.main import main  # noqa: E402
 
@@ -98,8 +103,42 @@ def test_freeze_then_deepmd_kit(backend, torch_checkpoint, jax_checkpoint, tmp_p
     assert rel(atoms.get_stress(), stress) <= 1e-10  # = -virial / V, symmetrised
 
 
-def test_freeze_errors(torch_checkpoint, tmp_path, capsys):
-    assert main(["freeze", str(tmp_path / "nope.pt"), "-o", str(tmp_path / "m.dp")]) == 2
+
+
+def test_freeze_jaxexport_gives_the_model_numbers(tmp_path, capsys):
+    jax = pytest.importorskip("jax")
+    import dpa2_jax as dj
+    from dpa2_core.neighbors.extension import extension
+
+    out = tmp_path / "water.jaxexport"
+    assert main(["freeze", str(MODEL_DP), "-o", str(out), "--dtype", "float32"]) == 0
+    line = capsys.readouterr().out
+    assert line.startswith(f"dpa2 freeze: jax-export {out} (float32, type_map ['O', 'H'], "
+                           "rcut 6.0 Å, nnei 120")
+    program = dj.load_exported(out)
+    coord, atype = cluster(16)
+    config, params = dj.load_model(MODEL_DP, dtype="float32")
+    inputs = lower_inputs(config.descriptor, {"c": (coord, atype, None)})
+    args = [inputs[f"c/{k}"] for k in ("coord_ext", "atype_ext", "nlist", "mapping")]
+    got = program(*args)
+    ext = dj.Extension(*(jax.numpy.asarray(x) for x in extension(coord, atype,
+                                                                 config.descriptor)))
+    atom_e, force, _ = dj.energy_force_virial(params, config,
+                                              jax.numpy.asarray(coord, "float32"), ext)
+    np.testing.assert_allclose(got["energy"][:, 0], np.sum(atom_e, -1), rtol=1e-5)
+    np.testing.assert_allclose(local_force(got["force_ext"], args[3], 16), force, rtol=1e-5,
+                               atol=1e-5)
+
+
+def test_freeze_errors_are_one_line(tmp_path, capsys):
+    assert main(["freeze", str(MODEL_DP), "-o", str(tmp_path / "m.onnx")]) == 2
+    err = capsys.readouterr().err
+    assert err == (f"dpa2 freeze: error: -o {tmp_path / 'm.onnx'}: unknown output suffix "
+                   "'.onnx'; one of ['.dp', '.jaxexport', '.json', '.pt2', '.pte', '.yaml']\n")
+    assert main(["freeze", str(tmp_path / "none.dp"), "-o", str(tmp_path / "m.pte")]) == 2
     assert "no such file" in capsys.readouterr().err
-    assert main(["freeze", str(torch_checkpoint), "-o", str(tmp_path / "m.onnx")]) == 2
-    assert "unknown suffix '.onnx'" in capsys.readouterr().err
+    assert not (tmp_path / "m.pte").exists()
+    assert main(["freeze", str(MODEL_DP), "-o", str(tmp_path / "m.dp"), "--dtype",
+                 "float32"]) == 2
+    assert "--dtype float32: a deepmd-kit model file keeps" in capsys.readouterr().err
+    assert not (tmp_path / "m.dp").exists()

@@ -156,6 +156,8 @@ def _zip_kind(path: Path, deep: bool) -> _Inspected:
         return _Inspected("unknown", None)
     if any(n.endswith(".npy") for n in names) and all(n.endswith(".npy") for n in names):
         return _npz_kind(path, names)
+    if "exported.bin" in names and "metadata.json" in names:  # dpa2_core.io.artifacts
+        return _Inspected("jax-export", None)
     if any("aotinductor" in n for n in names):
         return _Inspected("torch-aoti-pt2", None)
     if any(n.endswith("serialized_exported_program.json") or n.endswith(".json")

@@ -56,8 +56,14 @@ def wrap(model: torch.nn.Module, info: DistInfo) -> torch.nn.Module:
     return DistributedDataParallel(model, device_ids=ids)
 
 
-def finish(info: DistInfo) -> None:
+def finish(info: DistInfo, clean: bool = True) -> None:
+    """Leave the process group this process joined. After a clean run every rank first
+    meets at a barrier: a rank that tears gloo down while a peer is still finishing
+    (rank 0 writes the summary) aborts the peer ("terminate called without an active
+    exception"). After an error there is no barrier, which could wait forever."""
     if info.owns_group and dist.is_initialized():
+        if clean:
+            dist.barrier()
         dist.destroy_process_group()
 
 

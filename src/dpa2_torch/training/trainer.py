@@ -279,6 +279,8 @@ def cli_train(args: argparse.Namespace) -> int:
                              f"{inp.numb_steps} and the run is at step {trainer.step} "
                              "(pass --steps N)")
         trainer.run()
-    finally:
-        dist.finish(trainer.dist)
+    except BaseException:
+        dist.finish(trainer.dist, clean=False)
+        raise
+    dist.finish(trainer.dist)
     return 0 if trainer.stopped_by is None else 128 + trainer.stopped_by
