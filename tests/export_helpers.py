@@ -11,6 +11,7 @@ import textwrap
 from pathlib import Path
 
 import numpy as np
+import pytest
 from conftest import cluster, random_stats, tiny_dict
 from oracle import water_frames
 
@@ -118,3 +119,27 @@ def run_host(tmp_path: Path, loader: str, inputs: dict, jobs: dict[str, str],
     assert proc.returncode == 0, proc.stderr[-3000:]
     with np.load(tmp_path / "out.npz") as f:
         return {k: (json.loads(str(f[k])) if k.endswith("/metadata") else f[k]) for k in f}
+
+
+def check_calculator_on_artifact(calculator: type, path: str, dtype: str, tol: float) -> None:
+    """``calculator(path)`` on an exported artifact gives what ``calculator`` gives on the
+    eager model it was exported from (periodic water and a small triclinic box), runs in
+    the artifact's precision, and refuses another precision or a head."""
+    from md_helpers import small_triclinic, water
+
+    for make in (water, small_triclinic):
+        ref, got = make(), make()
+        ref.calc = calculator(tiny_model(), dtype=dtype)
+        got.calc = calculator(path)
+        assert got.calc.dtype_name == dtype
+        for prop in ("get_potential_energy", "get_forces", "get_stress"):
+            want = np.asarray(getattr(ref, prop)())
+            have = np.asarray(getattr(got, prop)())
+            scale = max(float(np.abs(want).max()), 1e-300)
+            assert float(np.abs(have - want).max()) <= tol * scale, (make.__name__, prop)
+    other = "float32" if dtype == "float64" else "float64"
+    name = Path(path).name
+    with pytest.raises(ValueError, match=rf"dtype='{other}': {name} is a {dtype} artifact"):
+        calculator(path, dtype=other)
+    with pytest.raises(ValueError, match=rf"head='h': {name} is an exported single model"):
+        calculator(path, head="h")

@@ -41,7 +41,7 @@ def _deepmd_file(record: DeepmdModel, path: Path, dtype: str | None) -> str:
         raise ValueError(f"--dtype {dtype}: a deepmd-kit model file keeps the model's "
                          "precision (pick the precision when deepmd-kit converts or loads it)")
     out = save_deepmd_model(record, path)
-    line = f"deepmd-kit model {out} (type_map {list(record.type_map)})"
+    line = f"deepmd-kit model {out} (type_map {list(record.config.type_map)})"
     if out.suffix == ".dp":
         line += f"\n  LAMMPS / i-PI: dp convert-backend {out} {out.with_suffix('.pth')}"
     return line

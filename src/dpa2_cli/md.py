@@ -48,13 +48,14 @@ def read_structure(path: str | None, type_map: tuple[str, ...]) -> Any:
     return atoms
 
 
-def make_calculator(model: str, backend: str, device: str | None, dtype: str,
+def make_calculator(model: str, backend: str, device: str | None, dtype: str | None,
                     head: str | None = None) -> Any:
-    """The torch or jax ASE calculator on ``model``."""
+    """The torch or jax ASE calculator on ``model`` (``dtype`` None: float64, or an
+    exported artifact's own precision)."""
     if backend == "jax":
         import jax
 
-        if dtype == "float64":
+        if dtype != "float32":  # a command-line process; int64 indices of float64 artifacts
             jax.config.update("jax_enable_x64", True)  # a command-line process
         from dpa2_jax.calculator import Calculator as JaxCalculator
 
@@ -182,21 +183,27 @@ def add_parser(subparsers: Any, **common: Any) -> argparse.ArgumentParser:
     p.add_argument("structure", nargs="?", default=None, help="structure file (any ase.io "
                    "format; first frame); default: the bundled water frame (192 atoms)")
     p.add_argument("--model", default=None, help="model file (deepmd-kit .dp/.yaml/.json or "
-                   "a .pt checkpoint, a dpa2 train checkpoint); default: the bundled water model")
-    p.add_argument("--backend", choices=("torch", "jax"), default="torch")
-    p.add_argument("--steps", type=int, default=20, help="MD steps (default 20)")
-    p.add_argument("--timestep", type=float, default=0.5, help="fs (default 0.5)")
+                   "a .pt checkpoint, a dpa2 train checkpoint, an exported .pte/.pt2/.jaxexport); "
+                   "default: the bundled water model")
+    p.add_argument("--backend", choices=("torch", "jax"), default="torch",
+                   help="which shim runs the model")
+    p.add_argument("--steps", type=int, default=20, help="MD steps")
+    p.add_argument("--timestep", type=float, default=0.5, help="time step, fs")
     p.add_argument("--temperature", type=float, default=300.0,
-                   help="K: initial velocities and the NVT thermostat (default 300)")
-    p.add_argument("--ensemble", choices=("nve", "nvt"), default="nvt")
+                   help="K, of the start and the thermostat")
+    p.add_argument("--ensemble", choices=("nve", "nvt"), default="nvt",
+                   help="velocity Verlet (nve) or Langevin (nvt)")
     p.add_argument("--friction", type=float, default=0.02, help="Langevin friction, 1/fs")
     p.add_argument("--seed", type=int, default=0, help="velocities and Langevin noise")
     p.add_argument("--interval", type=int, default=1, help="trajectory frame every N steps")
     p.add_argument("-o", "--output", default="md.traj", help="ASE trajectory; the log and "
                    "the plot go beside it (.log, .png)")
     p.add_argument("--head", default=None, help="head of a multi-task model file")
-    p.add_argument("--device", default=None, help="cpu, cuda, ... (default: cpu / jax's)")
-    p.add_argument("--dtype", choices=("float64", "float32"), default="float64")
+    p.add_argument("--device", default=None,
+                   help="cpu, cuda, ... (torch: cpu; jax: its default device)")
+    p.add_argument("--dtype", choices=("float64", "float32"), default=None,
+                   help="precision the model runs in (default: float64; an exported "
+                   "artifact's own)")
     p.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
     p.set_defaults(func=run)
     return p
@@ -211,7 +218,8 @@ def run(args: argparse.Namespace) -> int:
     out = Path(args.output)
     log, png = out.with_suffix(".log"), out.with_suffix(".png")
     what = args.structure or "bundled water frame"
-    print(f"dpa2 md: {what} ({len(atoms)} atoms), model {model}, {args.backend}, "
+    print(f"dpa2 md: {what} ({len(atoms)} atoms), model {model}, {args.backend} "
+          f"{calc.dtype_name}, "
           f"{args.ensemble.upper()} {args.steps} x {args.timestep} fs at {args.temperature} K")
     table = run_md(atoms, calc, steps=args.steps, timestep=args.timestep,
                    temperature=args.temperature, ensemble=args.ensemble,

@@ -16,6 +16,7 @@ Needs ``ase`` (the ``io`` extra); importing :mod:`dpa2_core` does not import thi
 from __future__ import annotations
 
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -23,7 +24,8 @@ from ase.calculators.calculator import Calculator, all_changes
 
 from .neighbors.skin import SkinList, build_skin_list, extended_coord, moved_too_far, select
 
-__all__ = ["BaseCalculator", "DEFAULT_SKIN", "MIN_DISTANCE", "PRECISIONS", "stress_from_virial"]
+__all__ = ["BaseCalculator", "DEFAULT_SKIN", "MIN_DISTANCE", "PRECISIONS", "artifact_precision",
+           "stress_from_virial"]
 
 DEFAULT_SKIN = 1.0  # Å: LAMMPS's metal-units default is 2 Å; 1 Å outlives ~50 steps of water
 MIN_DISTANCE = 0.1  # Å: no two real atoms are this close (H2 is 0.74 Å); closer is a bug
@@ -38,6 +40,22 @@ def stress_from_virial(xp: Any, virial: Any, volume: Any) -> Any:
     """
     transposed = virial.mT if hasattr(virial, "mT") else xp.swapaxes(virial, -1, -2)
     return -0.5 * (virial + transposed) / volume[..., None, None]
+
+
+def artifact_precision(metadata: dict, path: Any, dtype: str | None, head: str | None) -> str:
+    """The precision a calculator on an exported artifact runs in: the artifact's own.
+
+    metadata: the artifact's stored JSON; path: its file. ``dtype`` may only repeat that
+    precision (an artifact is traced in one), and ``head`` must be None (it holds one model).
+    """
+    precision = str(metadata["precision"])
+    name = Path(path).name
+    if head is not None:
+        raise ValueError(f"head={head!r}: {name} is an exported single model (no heads)")
+    if dtype is not None and dtype != precision:
+        raise ValueError(f"dtype={dtype!r}: {name} is a {precision} artifact (export it "
+                         f"again with --dtype {dtype})")
+    return precision
 
 
 class BaseCalculator(Calculator):

@@ -10,17 +10,20 @@ compiles per run instead of one per rebuild.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import os
+from pathlib import Path
 from typing import Any
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 
-from dpa2_core.calculator import DEFAULT_SKIN, MIN_DISTANCE, BaseCalculator
+from dpa2_core.calculator import DEFAULT_SKIN, MIN_DISTANCE, BaseCalculator, artifact_precision
 from dpa2_core.io.deepmd_model import DeepmdModel
 
+from .export import ExportedModel, load_exported
 from .model import ModelConfig, atom_energy, load_model
 from .params import check_precision, to_jax
 
@@ -71,13 +74,15 @@ class Calculator(BaseCalculator):
     ----------
     model : str, os.PathLike, (ModelConfig, params) or DeepmdModel
         A model file (deepmd-kit ``.dp``/``.yaml``/``.json``, a ``dpa2 train`` jax
-        checkpoint ``.npz``) or a model object.
+        checkpoint ``.npz``, an exported ``.jaxexport`` of :func:`dpa2_jax.export_model`,
+        which runs without the model's code) or a model object.
     head : str, optional
         The head of a multi-task model file.
     device : str or jax.Device, optional
         Where the model runs (``"cpu"``, ``"gpu"`` or a device); default: JAX's default.
-    dtype : {"float64", "float32"}
-        Precision of the model; float64 needs ``jax_enable_x64`` (a clear error otherwise).
+    dtype : {"float64", "float32"}, optional
+        Precision of the model (default float64, and an exported artifact's own); float64
+        needs ``jax_enable_x64`` (a clear error otherwise).
     skin, min_distance : float
         Å; see :class:`dpa2_core.calculator.BaseCalculator`.
     """
@@ -85,21 +90,34 @@ class Calculator(BaseCalculator):
     bucket = 64  # nall padded to a multiple of 64: a new compile only every 64 ghosts
 
     def __init__(self, model: Any, head: str | None = None, device: Any = None,
-                 dtype: str = "float64", skin: float = DEFAULT_SKIN,
+                 dtype: str | None = None, skin: float = DEFAULT_SKIN,
                  min_distance: float = MIN_DISTANCE, **kwargs: Any) -> None:
-        config, params = _resolve_model(model, head)
-        self.config, params = _cast(config, params, dtype)
         if isinstance(device, str):
             device = jax.devices(device)[0]
         self.device = device
-        self.params = params if device is None else jax.device_put(params, device)
-        self._lower = _make_lower(self.config)
-        cfg = self.config.descriptor
-        super().__init__(cfg.type_map, cfg.rcut, cfg.nsel, dtype=dtype, skin=skin,
+        self.program: ExportedModel | None = None
+        if isinstance(model, str | os.PathLike) and Path(model).suffix == ".jaxexport":
+            self.program = load_exported(model)
+            dtype = artifact_precision(self.program.metadata, self.program.path, dtype, head)
+            type_map, rcut, nsel = self.program.type_map, self.program.rcut, self.program.nnei
+        else:
+            dtype = "float64" if dtype is None else dtype
+            config, params = _resolve_model(model, head)
+            self.config, params = _cast(config, params, dtype)
+            self.params = params if device is None else jax.device_put(params, device)
+            self._lower = _make_lower(self.config)
+            cfg = self.config.descriptor
+            type_map, rcut, nsel = cfg.type_map, cfg.rcut, cfg.nsel
+        super().__init__(type_map, rcut, nsel, dtype=dtype, skin=skin,
                          min_distance=min_distance, **kwargs)
 
     def _evaluate(self, coord_ext: np.ndarray, atype_ext: np.ndarray, nlist: np.ndarray,
                   mapping: np.ndarray) -> dict[str, np.ndarray]:
+        if self.program is not None:
+            where = contextlib.nullcontext() if self.device is None else \
+                jax.default_device(self.device)
+            with where:
+                return self.program(coord_ext, atype_ext, nlist, mapping)
         put = (lambda x: x) if self.device is None else \
             (lambda x: jax.device_put(x, self.device))
         args = (put(jnp.asarray(coord_ext, dtype=self.config.descriptor.dtype_name)),

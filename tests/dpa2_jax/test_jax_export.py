@@ -14,7 +14,15 @@ import zipfile
 import jax
 import numpy as np
 import pytest
-from export_helpers import SYSTEMS, local_force, lower_inputs, run_host, structures, tiny_model
+from export_helpers import (
+    SYSTEMS,
+    check_calculator_on_artifact,
+    local_force,
+    lower_inputs,
+    run_host,
+    structures,
+    tiny_model,
+)
 
 import dpa2_jax as dj
 
@@ -146,3 +154,13 @@ def test_load_refuses_wrong_kind_and_version(artifacts, tmp_path):
         dj.load_exported(tmp_path / "m.pt2")
     with jax.enable_x64(False), pytest.raises(ValueError, match="needs jax_enable_x64"):
         dj.load_exported(paths["float64"])
+
+
+@pytest.mark.parametrize("dtype", list(TOL))
+def test_calculator_runs_the_artifact(artifacts, dtype):
+    pytest.importorskip("ase")
+    from dpa2_jax import Calculator
+
+    paths, _ = artifacts
+    with jax.enable_x64(True):
+        check_calculator_on_artifact(Calculator, paths[dtype], dtype, TOL[dtype])

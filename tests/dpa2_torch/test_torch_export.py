@@ -14,7 +14,15 @@ import zipfile
 import numpy as np
 import pytest
 import torch
-from export_helpers import SYSTEMS, local_force, lower_inputs, run_host, structures, tiny_model
+from export_helpers import (
+    SYSTEMS,
+    check_calculator_on_artifact,
+    local_force,
+    lower_inputs,
+    run_host,
+    structures,
+    tiny_model,
+)
 
 from dpa2_torch import EnergyModel, export_model, load_exported
 from dpa2_torch.descriptor import DescrptDPA2
@@ -158,3 +166,12 @@ def test_load_refuses_wrong_kind_and_version(artifacts, tmp_path):
         load_exported(future)
     with pytest.raises(ValueError, match="read by dpa2_jax.load_exported"):
         load_exported(tmp_path / "x.jaxexport")
+
+
+@pytest.mark.parametrize("dtype", list(TOL))
+def test_calculator_runs_the_artifact(artifacts, dtype):
+    pytest.importorskip("ase")
+    from dpa2_torch import Calculator
+
+    paths, _ = artifacts
+    check_calculator_on_artifact(Calculator, paths[dtype], dtype, TOL[dtype])
