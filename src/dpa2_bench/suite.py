@@ -107,13 +107,22 @@ def run_suite(
     flops: bool = True,
     deepmd: bool = True,
     device: str = "cpu",
+    threads: int | None = None,
     log: Callable[[str], None] = print,
 ) -> dict[str, Any]:
     """Run every case; the JSON-able result (``machine``, ``settings``, ``rows``).
 
     ``tasks`` restricts the tasks ("forward", "force"); ``compile`` adds ``torch.compile``d
-    torch rows; ``memory`` measures peak RSS of each contender in a fresh process.
+    torch rows; ``memory`` measures peak RSS of each contender in a fresh process;
+    ``threads`` sets torch's intra-op threads (default: torch's own choice).
     """
+    if threads:
+        try:
+            import torch
+
+            torch.set_num_threads(threads)
+        except ImportError:
+            pass
     try:
         import deepmd as _  # noqa: F401
     except ImportError:
@@ -174,6 +183,7 @@ def parse(argv: Sequence[str] | None = None) -> argparse.Namespace:
     p.add_argument("--no-flops", action="store_true", help="skip the FLOP counts")
     p.add_argument("--no-deepmd", action="store_true", help="time dpa2 alone")
     p.add_argument("--device", default="cpu", help="torch device (cpu, cuda)")
+    p.add_argument("--threads", type=int, default=None, help="torch intra-op threads")
     p.add_argument("--json", default=None, help="write the result here")
     p.add_argument("--md", default=None, help="write the Markdown report here")
     return p.parse_args(argv)
@@ -185,7 +195,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     result = run_suite(args.sizes, args.dtype, args.backends, args.configs, args.tasks,
                        repeat=args.repeat, compile=args.compile, memory=args.memory,
                        flops=not args.no_flops, deepmd=not args.no_deepmd,
-                       device=args.device)
+                       device=args.device, threads=args.threads)
     if args.json:
         write_json(args.json, result)
     if args.md:
