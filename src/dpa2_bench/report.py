@@ -131,6 +131,8 @@ def markdown(result: dict[str, Any], title: str = "Benchmark suite") -> str:
     rows = result["rows"]
     s = result["settings"]
     parts = [f"## {title}", "", *_machine(result["machine"]), "",
+             f"Clock: {s.get('clock', 'wall')} time"
+             + (f", {s['threads']} thread(s)" if s.get("threads") else "") + ". "
              f"Median of {s['repeat']} alternating calls (fewer for calls above 5 s) per "
              f"contender, same inputs and parameters; ratio = dpa2 / deepmd-kit (below 1: "
              f"dpa2 faster). {s['scalar']}. Max rel. diff: of the descriptors.", "",

@@ -22,14 +22,22 @@ __all__ = ["alternate", "main", "parse", "run_suite"]
 TASKS = {"numpy": ("forward",), "torch": ("forward", "force"), "jax": ("forward", "force")}
 
 
-def alternate(runners: Sequence[Runner], repeat: int) -> list[list[float]]:
-    """Wall seconds of ``repeat`` calls of each runner, interleaved ``a b a b ...``."""
+CLOCKS = {"wall": time.perf_counter, "cpu": time.process_time}
+
+
+def alternate(runners: Sequence[Runner], repeat: int, clock: str = "wall") -> list[list[float]]:
+    """Seconds of ``repeat`` calls of each runner, interleaved ``a b a b ...``.
+
+    ``clock="cpu"``: process CPU time, the stable measure on a shared machine when every
+    library runs one thread (``--threads 1`` and ``OMP_NUM_THREADS=1``).
+    """
+    now = CLOCKS[clock]
     times: list[list[float]] = [[] for _ in runners]
     for _ in range(repeat):
         for i, r in enumerate(runners):
-            start = time.perf_counter()
+            start = now()
             r.call()
-            times[i].append(time.perf_counter() - start)
+            times[i].append(now() - start)
     return times
 
 
@@ -39,7 +47,7 @@ def _parity(a: np.ndarray, b: np.ndarray) -> float:
 
 def _case(config_name: str, dtype: str, natoms: int, backend: str, task: str, *,
           compiled: bool, repeat: int, deepmd: bool, flops: bool, device: str,
-          log: Callable[[str], None]) -> dict[str, Any]:
+          log: Callable[[str], None], clock: str = "wall") -> dict[str, Any]:
     config = config_for(config_name, dtype)
     params = params_for(config)
     inp = inputs_for(config, natoms)
@@ -60,7 +68,7 @@ def _case(config_name: str, dtype: str, natoms: int, backend: str, task: str, *,
     runners[0].call()
     once = time.perf_counter() - start
     n = repeat if once < 5.0 else max(1, min(repeat, 3))
-    times = alternate(runners, n)
+    times = alternate(runners, n, clock)
     for r, t in zip(runners, times, strict=True):
         who = "ours" if r.name.startswith("dpa2") else "deepmd"
         row[f"{who}_name"] = r.name
@@ -108,13 +116,15 @@ def run_suite(
     deepmd: bool = True,
     device: str = "cpu",
     threads: int | None = None,
+    clock: str = "wall",
     log: Callable[[str], None] = print,
 ) -> dict[str, Any]:
     """Run every case; the JSON-able result (``machine``, ``settings``, ``rows``).
 
     ``tasks`` restricts the tasks ("forward", "force"); ``compile`` adds ``torch.compile``d
     torch rows; ``memory`` measures peak RSS of each contender in a fresh process;
-    ``threads`` sets torch's intra-op threads (default: torch's own choice).
+    ``threads`` sets torch's intra-op threads (default: torch's own choice); ``clock``
+    "wall" or "cpu" (process time: stable on a loaded machine with one thread).
     """
     if threads:
         try:
@@ -132,7 +142,8 @@ def run_suite(
         deepmd = False
     result: dict[str, Any] = {"machine": describe(), "settings": {
         "sizes": list(sizes), "dtypes": list(dtypes), "backends": list(backends),
-        "configs": list(configs), "repeat": repeat, "device": device,
+        "configs": list(configs), "repeat": repeat, "device": device, "clock": clock,
+        "threads": threads,
         "scalar": "force = gradient of sum(D**2) w.r.t. local coordinates",
     }, "rows": []}
     result["machine"]["matmul_gflops"] = {dt: matmul_rate(dt, device=device) / 1e9
@@ -151,7 +162,7 @@ def run_suite(
                         log(f"{tag}{' compiled' if compiled else ''} {task} ...")
                         row = _case(config_name, dtype, natoms, backend, task,
                                     compiled=compiled, repeat=repeat, deepmd=deepmd,
-                                    flops=flops, device=device, log=log)
+                                    flops=flops, device=device, log=log, clock=clock)
                         if memory:
                             _memory(row, device, deepmd)
                         rate = result["machine"]["matmul_gflops"][dtype]
@@ -184,6 +195,8 @@ def parse(argv: Sequence[str] | None = None) -> argparse.Namespace:
     p.add_argument("--no-deepmd", action="store_true", help="time dpa2 alone")
     p.add_argument("--device", default="cpu", help="torch device (cpu, cuda)")
     p.add_argument("--threads", type=int, default=None, help="torch intra-op threads")
+    p.add_argument("--clock", default="wall", choices=sorted(CLOCKS),
+                   help="wall time, or process CPU time (with --threads 1)")
     p.add_argument("--json", default=None, help="write the result here")
     p.add_argument("--md", default=None, help="write the Markdown report here")
     return p.parse_args(argv)
@@ -195,7 +208,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     result = run_suite(args.sizes, args.dtype, args.backends, args.configs, args.tasks,
                        repeat=args.repeat, compile=args.compile, memory=args.memory,
                        flops=not args.no_flops, deepmd=not args.no_deepmd,
-                       device=args.device, threads=args.threads)
+                       device=args.device, threads=args.threads, clock=args.clock)
     if args.json:
         write_json(args.json, result)
     if args.md:
