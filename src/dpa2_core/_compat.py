@@ -11,8 +11,9 @@ import numpy as np
 Array: TypeAlias = Any  # an array of any array-API namespace (the one alias of the core)
 Namespace: TypeAlias = Any  # an array-API namespace module
 
-__all__ = ["Array", "Namespace", "asarray_like", "device", "dtype_of", "gather_rows",
-           "is_traced", "namespace", "numpy_dtype", "to_numpy", "torch_load"]
+__all__ = ["Array", "Namespace", "BLOCK_ELEMENTS", "asarray_like", "device", "dtype_of",
+           "gather_rows", "is_traced", "namespace", "numpy_dtype", "row_blocks", "softmax",
+           "to_numpy", "torch_load", "used_width"]
 
 
 def namespace(*arrays: Array) -> Any:
@@ -124,3 +125,48 @@ def torch_load(path: Any) -> Any:
         raise ValueError(f"{str(path)!r}: torch cannot read it ({type(err).__name__}: "
                          f"{first[:160]})") from err
     return _plain(obj)
+
+
+def softmax(xp: Any, x: Array) -> Array:
+    """Softmax over the last axis, ``exp(x - max) / sum``.
+
+    torch gets its fused kernel (one pass forward, one backward instead of five
+    elementwise ops each way over ``(nf, nloc, nh, S, S)``); same formula, results equal
+    to the last ulp or two. Every other namespace runs the formula as written.
+    """
+    if array_api_compat.is_torch_namespace(xp):
+        return x.softmax(dim=-1)  # the tensor method: the core never imports torch
+    x = x - xp.max(x, axis=-1, keepdims=True)
+    e = xp.exp(x)
+    return e / xp.sum(e, axis=-1, keepdims=True)
+
+
+def used_width(xp: Any, valid: Array, *params: Array) -> int | None:
+    """Number of leading slots holding a valid entry in some row, or ``None`` while traced.
+
+    valid: (..., S) bool. The eager fast paths cut the trailing slots that are empty in
+    every row (value-dependent, hence never under jit/compile: ``None`` there, and also
+    when any of ``params`` is traced, since the callers then read parameter values).
+    """
+    if is_traced(valid) or any(is_traced(p) for p in params):
+        return None
+    nslot = valid.shape[-1]
+    flags = xp.reshape(xp.any(xp.reshape(valid, (-1, nslot)), axis=0), (nslot,))
+    rank = xp.arange(1, nslot + 1, dtype=xp.int64, device=device(valid))
+    return int(xp.max(xp.where(flags, rank, xp.zeros_like(rank))))
+
+
+#: elements of the largest intermediate of one block of atoms in the eager fast paths
+#: (8 MiB of float64): large boxes then run cache-sized blocks, so the time per atom stays
+#: flat instead of growing with the box once the working set leaves the cache
+BLOCK_ELEMENTS = 1 << 20
+
+
+def row_blocks(x: Array, nrows: int, per_row: int) -> list[tuple[int, int]]:
+    """``[(start, stop), ...]`` blocks of ``nrows`` atoms, each about
+    :data:`BLOCK_ELEMENTS` / ``per_row`` atoms; one block while ``x`` is traced (under
+    jit/compile the compiler schedules the memory itself)."""
+    if is_traced(x):
+        return [(0, nrows)]
+    size = max(1, BLOCK_ELEMENTS // max(per_row, 1))
+    return [(a, min(a + size, nrows)) for a in range(0, nrows, size)]

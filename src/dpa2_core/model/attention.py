@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import math
 
-from .._compat import Array, Namespace
+from .._compat import Array, Namespace, softmax
 from .config import RepformerConfig
 from .layers import dense, layer_norm
 
@@ -25,10 +25,19 @@ def _heads(xp: Namespace, x: Array, width: int, nh: int) -> Array:
     return xp.permute_dims(x, axes)
 
 
-def _softmax(xp: Namespace, x: Array) -> Array:
-    x = x - xp.max(x, axis=-1, keepdims=True)
-    e = xp.exp(x)
-    return e / xp.sum(e, axis=-1, keepdims=True)
+def _softmax(xp: Namespace, x: Array, silent: int = 0) -> Array:
+    """Softmax over the last axis, as if ``silent`` more keys of logit ``-SHIFT`` were there.
+
+    Those are the slots the eager fast path of :mod:`.repformer` cut: an empty slot's
+    smooth logit is exactly ``0 * l + (SHIFT * 0 - SHIFT)``, so its share of the
+    normalisation is ``exp(-SHIFT - max)`` each, added back here in closed form.
+    """
+    if silent == 0:
+        return softmax(xp, x)
+    m = xp.max(x, axis=-1, keepdims=True)
+    m = xp.where(m > -SHIFT, m, xp.full_like(m, -SHIFT))
+    e = xp.exp(x - m)
+    return e / (xp.sum(e, axis=-1, keepdims=True) + silent * xp.exp(-SHIFT - m))
 
 
 def _hard_mask(xp: Namespace, logits: Array, valid: Array) -> Array:
@@ -38,11 +47,12 @@ def _hard_mask(xp: Namespace, logits: Array, valid: Array) -> Array:
 
 
 def atten2_map(xp: Namespace, p: dict, cfg: RepformerConfig, smooth: bool, g2: Array, h2: Array,
-               sw: Array, valid: Array) -> Array:
+               sw: Array, valid: Array, silent: int = 0) -> Array:
     """Pair attention weights A (nf, nloc, nh, S, S), the h2 Gram factor included.
 
     g2: (nf, nloc, S, g2d); h2: (nf, nloc, S, 3); sw: (nf, nloc, S); valid: bool like sw.
     Per-pair factors are formed on (nf, nloc, 1, S, S) and broadcast over heads once.
+    ``silent``: empty slots cut after the S given ones (they only join the softmax sums).
     """
     nd, nh = cfg.attn2_hidden, cfg.attn2_nhead
     qk = _heads(xp, dense(xp, p["mapqk"], g2), nd, 2 * nh)  # (nf, nloc, 2nh, S, nd)
@@ -53,7 +63,7 @@ def atten2_map(xp: Namespace, p: dict, cfg: RepformerConfig, smooth: bool, g2: A
         # sw is zero at invalid slots, so pair_w masks invalid queries and keys by itself
         pair_w = (sw[:, :, :, None] * sw[:, :, None, :])[:, :, None, ...]
         scale = gram * pair_w if cfg.attn2_has_gate else pair_w
-        prob = _softmax(xp, logits * scale + (SHIFT * pair_w - SHIFT))
+        prob = _softmax(xp, logits * scale + (SHIFT * pair_w - SHIFT), silent)
         return prob * (pair_w * gram / math.sqrt(3.0))
     if cfg.attn2_has_gate:
         logits = logits * gram
@@ -88,11 +98,11 @@ def atten2_ev_apply(xp: Namespace, p: dict, attn: Array, h2: Array) -> Array:
 
 
 def local_atten(xp: Namespace, p: dict, cfg: RepformerConfig, smooth: bool, g1: Array,
-                gg1: Array, sw: Array, valid: Array) -> Array:
+                gg1: Array, sw: Array, valid: Array, silent: int = 0) -> Array:
     """Centre-to-neighbor attention on g1 (§10.5).
 
     g1: (nf, nloc, g1d); gg1: (nf, nloc, S, g1d); sw: (nf, nloc, S); valid: (nf, nloc, S)
-    bool. Returns (nf, nloc, g1d).
+    bool; ``silent`` as in :func:`atten2_map`. Returns (nf, nloc, g1d).
     """
     nd, nh = cfg.attn1_hidden, cfg.attn1_nhead
     nf, nloc, ni = g1.shape
@@ -104,7 +114,7 @@ def local_atten(xp: Namespace, p: dict, cfg: RepformerConfig, smooth: bool, g1: 
     weight = sw[:, :, None, None, :]
     ok = valid[:, :, None, None, :]
     if smooth:  # weight is zero at invalid slots
-        prob = _softmax(xp, logits * weight + (SHIFT * weight - SHIFT)) * weight
+        prob = _softmax(xp, logits * weight + (SHIFT * weight - SHIFT), silent) * weight
     else:
         prob = _softmax(xp, _hard_mask(xp, logits, ok))
         prob = xp.where(ok, prob, xp.zeros_like(prob))

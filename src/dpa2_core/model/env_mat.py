@@ -9,8 +9,8 @@ import numpy as np
 from .._compat import Array, device, gather_rows
 
 __all__ = [
-    "env_mat", "exclusion_mask", "exclusion_table", "Geometry", "geometry", "neighbor_types",
-    "pad_nlist", "safe_norm", "sub_list", "switch", "type_index",
+    "centre_stats", "env_mat", "exclusion_mask", "exclusion_table", "Geometry", "geometry",
+    "neighbor_types", "pad_nlist", "safe_norm", "sub_list", "switch", "type_index",
 ]
 
 
@@ -139,11 +139,11 @@ def env_mat(
     d_masked = xp.where(valid[..., None], d, xp.zeros_like(d))
     raw = xp.concat([inv[..., None], d_masked * (inv * inv)[..., None]], axis=-1)
     raw = raw * weight[..., None]
-    avg, std = _centre_stats(xp, atype, davg, dstd)
+    avg, std = centre_stats(xp, atype, davg, dstd)
     return (raw - avg) / std, d_masked, weight
 
 
-def _centre_stats(xp: Any, atype: Array, davg: Array, dstd: Array) -> tuple[Array, Array]:
+def centre_stats(xp: Any, atype: Array, davg: Array, dstd: Array) -> tuple[Array, Array]:
     """davg/dstd rows of each centre (nf, nloc, S, 4); virtual centres get 0 and 1."""
     nf, nloc = atype.shape
     real = (atype >= 0)[..., None, None]

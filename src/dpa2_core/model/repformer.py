@@ -5,11 +5,11 @@ from __future__ import annotations
 import math
 from typing import NamedTuple
 
-from .._compat import Array, Namespace, gather_rows
+from .._compat import Array, Namespace, device, gather_rows, row_blocks, used_width
 from .activations import activation
 from .attention import atten2_ev_apply, atten2_map, atten2_mh_apply, local_atten
 from .config import DPA2Config, RepformerConfig
-from .env_mat import Geometry, env_mat, exclusion_mask, safe_norm
+from .env_mat import Geometry, centre_stats, env_mat, exclusion_mask, safe_norm, type_index
 from .layers import dense
 
 __all__ = ["EPS", "Channels", "Neighborhood", "RepformerOut", "ghost_features", "grrg", "layer",
@@ -23,7 +23,8 @@ class Neighborhood(NamedTuple):
 
     valid: (nf, nloc, S) bool; sw: (nf, nloc, S) masked switch; idx: (nf, nloc, S)
     neighbor index (invalid -> 0); weight: valid * sw (smooth) or valid as float;
-    count: (nf, nloc, 1) number of valid neighbors.
+    count: (nf, nloc, 1) number of valid neighbors; nsel: the configured width S_f, which
+    the smooth normalisations use (S < nsel after the eager fast path cut empty slots).
     """
 
     valid: Array
@@ -31,6 +32,20 @@ class Neighborhood(NamedTuple):
     idx: Array
     weight: Array
     count: Array
+    nsel: int
+
+    @property
+    def silent(self) -> int:
+        """Number of cut empty slots (they only join the smooth softmax sums)."""
+        return self.nsel - self.valid.shape[-1]
+
+    def cut(self, width: int) -> Neighborhood:
+        """The first ``width`` slots."""
+        return Neighborhood(*(x[..., :width] for x in self[:4]), self.count, self.nsel)
+
+    def rows(self, start: int, stop: int) -> Neighborhood:
+        """The centres ``start:stop``."""
+        return Neighborhood(*(x[:, start:stop, ...] for x in self[:5]), self.nsel)
 
 
 class RepformerOut(NamedTuple):
@@ -65,7 +80,7 @@ def _combine(xp: Namespace, style: str, updates: list[Array], residuals: list | 
 def sym(xp: Namespace, g: Array, h: Array, nb: Neighborhood, smooth: bool,
         sqrt_nnei: bool) -> Array:
     """HG_i = c * sum_j h_ij^T (g_ij * weight_ij): (nf, nloc, 3, G) (§10.6)."""
-    nsel = g.shape[-2]
+    nsel = nb.nsel
     if smooth:
         scale = 1.0 / (math.sqrt(nsel) if sqrt_nnei else nsel)
     else:
@@ -104,7 +119,7 @@ def _g1_updates(xp: Namespace, p: dict, cfg: RepformerConfig, smooth: bool, c: C
     else:
         mlp.append(c.g1)
     if cfg.update_g1_has_conv:
-        scale = 1.0 / c.g2.shape[-2] if smooth else 1.0 / (EPS + nb.count)
+        scale = 1.0 / nb.nsel if smooth else 1.0 / (EPS + nb.count)
         w = nb.weight[..., None]
         if cfg.g1_out_conv:
             u1.append(xp.sum(w * dense(xp, p["proj_g1g2"], c.g2) * c.gg1, axis=-2) * scale)
@@ -117,7 +132,8 @@ def _g1_updates(xp: Namespace, p: dict, cfg: RepformerConfig, smooth: bool, c: C
                         cfg.axis_neuron))
     u1.append(activation(xp, act, dense(xp, p["linear1"], xp.concat(mlp, axis=-1))))
     if cfg.update_g1_has_attn:
-        u1.append(local_atten(xp, p["loc_attn"], cfg, smooth, c.g1, c.gg1, nb.sw, nb.valid))
+        u1.append(local_atten(xp, p["loc_attn"], cfg, smooth, c.g1, c.gg1, nb.sw, nb.valid,
+                              nb.silent))
     return u1
 
 
@@ -130,7 +146,8 @@ def _pair_updates(xp: Namespace, p: dict, cfg: RepformerConfig, smooth: bool, c:
     if cfg.update_g2_has_g1g1:
         u2.append(dense(xp, p["proj_g1g1g2"], c.g1[:, :, None, :] * c.gg1 * nb.weight[..., None]))
     if cfg.update_g2_has_attn or cfg.update_h2:
-        attn = atten2_map(xp, p["attn2g_map"], cfg, smooth, c.g2, c.h2, nb.sw, nb.valid)
+        attn = atten2_map(xp, p["attn2g_map"], cfg, smooth, c.g2, c.h2, nb.sw, nb.valid,
+                          nb.silent)
         if cfg.update_g2_has_attn:
             u2.append(atten2_mh_apply(xp, p["attn2_mh_apply"], p["attn2_lm"], cfg, attn, c.g2))
         if cfg.update_h2:
@@ -139,15 +156,16 @@ def _pair_updates(xp: Namespace, p: dict, cfg: RepformerConfig, smooth: bool, c:
 
 
 def layer(xp: Namespace, p: dict, cfg: RepformerConfig, smooth: bool, last: bool,
-          g1_ext: Array, g2: Array, h2: Array, nb: Neighborhood) -> tuple[Array, Array, Array]:
+          g1_ext: Array, g2: Array, h2: Array, nb: Neighborhood, start: int = 0
+          ) -> tuple[Array, Array, Array]:
     """One repformer layer (§10.4).
 
-    g1_ext: (nf, nall, g1d) features of local and ghost atoms; g2: (nf, nloc, S, g2d);
-    h2: (nf, nloc, S, 3). Returns the new (g1 (nf, nloc, g1d), g2, h2); the last layer
-    leaves g2 and h2 as they are.
+    g1_ext: (nf, nall, g1d) features of local and ghost atoms; g2: (nf, n, S, g2d);
+    h2: (nf, n, S, 3) of the centres ``start:start+n`` (all local atoms by default).
+    Returns the new (g1 (nf, n, g1d), g2, h2); the last layer leaves g2 and h2 as they are.
     """
     nloc = g2.shape[1]
-    g1 = g1_ext[:, :nloc, ...]
+    g1 = g1_ext[:, start : start + nloc, ...]
     c = Channels(g1, gather_rows(xp, g1_ext, nb.idx), g2, h2)
     residual = cfg.update_style == "res_residual"
     g1_new = _combine(xp, cfg.update_style, _g1_updates(xp, p, cfg, smooth, c, nb),
@@ -187,7 +205,7 @@ def neighborhood(xp: Namespace, config: DPA2Config, params: dict, geo: Geometry,
     fvalid = xp.astype(valid, sw.dtype)
     weight = sw if config.smooth else fvalid
     count = xp.sum(fvalid, axis=-1, keepdims=True)
-    return rr, d, Neighborhood(valid, sw, idx, weight, count)
+    return rr, d, Neighborhood(valid, sw, idx, weight, count, nlist.shape[-1])
 
 
 def repformer(xp: Namespace, config: DPA2Config, params: dict, geo: Geometry, nlist: Array,
@@ -198,19 +216,96 @@ def repformer(xp: Namespace, config: DPA2Config, params: dict, geo: Geometry, nl
     local index. Returns g1 (nf, nloc, g1d), g2 (nf, nloc, S, g2d), h2 (nf, nloc, S, 3),
     rot_mat (nf, nloc, g2d, 3) and sw (nf, nloc, S).
     """
-    cfg = config.repformer
-    act = cfg.activation_function
     rr, d, nb = neighborhood(xp, config, params, geo, nlist, atype_ext)
+    g2, h2 = _initial_pairs(xp, config, params, rr, d, nb.valid)
+    width = used_width(xp, nb.valid)
+    if width is None or max(width, 1) >= nb.nsel:
+        g1, g2, h2 = _layers(xp, config, params, g, g2, h2, nb, mapping)
+        hg = sym(xp, g2, h2, nb, config.smooth, config.rot_mat_sqrt_nnei)
+        return RepformerOut(g1, g2, h2, xp.matrix_transpose(hg), nb.sw)
+    # eager fast path: the trailing slots empty in every row are cut from the layers (they
+    # never reach g1 and only join the smooth softmax sums, see Neighborhood.silent); their
+    # own g2/h2 outputs depend on the centre type alone and come from a per-type table
+    width = max(width, 1)
+    live = nb.cut(width)
+    g1, g2_live, h2_live = _layers(xp, config, params, g, g2[..., :width, :],
+                                   h2[..., :width, :], live, mapping)
+    hg = sym(xp, g2_live, h2_live, live, config.smooth, config.rot_mat_sqrt_nnei)
+    g2_cut, h2_cut = _empty_slot_table(xp, config, params, g, width, nb.nsel)
+    tix = xp.reshape(type_index(xp, atype_ext[:, : nlist.shape[1]], config.ntypes), (-1,))
+    nf, nloc = nlist.shape[:2]
+
+    def per_atom(table: Array) -> Array:
+        rows = xp.take(table[0, ...], tix, axis=0)
+        return xp.reshape(rows, (nf, nloc, *table.shape[2:]))
+
+    g2 = xp.concat([g2_live, per_atom(g2_cut)], axis=-2)
+    h2 = xp.concat([h2_live, per_atom(h2_cut)], axis=-2)
+    return RepformerOut(g1, g2, h2, xp.matrix_transpose(hg), nb.sw)
+
+
+def _initial_pairs(xp: Namespace, config: DPA2Config, params: dict, rr: Array, d: Array,
+                   valid: Array) -> tuple[Array, Array]:
+    """g2 (nf, nloc, S, g2d) and h2 (nf, nloc, S, 3) before the first layer."""
+    cfg = config.repformer
     if cfg.direct_dist:
-        dist = safe_norm(xp, xp.sum(d * d, axis=-1), nb.valid) * xp.astype(nb.valid, d.dtype)
+        dist = safe_norm(xp, xp.sum(d * d, axis=-1), valid) * xp.astype(valid, d.dtype)
         g2, h2 = dist[..., None] / cfg.rcut, d / cfg.rcut
     else:
         g2, h2 = rr[..., 0:1], rr[..., 1:4]
-    g2 = activation(xp, act, dense(xp, params["g2_embd"], g2))
-    g1 = activation(xp, act, g)
+    return activation(xp, cfg.activation_function, dense(xp, params["g2_embd"], g2)), h2
+
+
+def _layers(xp: Namespace, config: DPA2Config, params: dict, g: Array, g2: Array, h2: Array,
+            nb: Neighborhood, mapping: Array) -> tuple[Array, Array, Array]:
+    """Every layer from the glue output g (nf, nloc, g1d): the final (g1, g2, h2)."""
+    cfg = config.repformer
+    g1 = activation(xp, cfg.activation_function, g)
+    nsel = g2.shape[-2]
+    # centres are independent within a layer: eager calls run cache-sized blocks of them
+    per_row = nsel * max(g1.shape[-1], 2 * cfg.attn2_nhead * cfg.attn2_hidden,
+                         cfg.attn2_nhead * nsel)
+    blocks = row_blocks(g2, g2.shape[1], per_row)
     for i, p in enumerate(params["layers"]):
         last = i == cfg.nlayers - 1
         g1_ext = ghost_features(xp, g1, mapping)  # (nf, nall, g1d)
-        g1, g2, h2 = layer(xp, p, cfg, config.smooth, last, g1_ext, g2, h2, nb)
-    hg = sym(xp, g2, h2, nb, config.smooth, config.rot_mat_sqrt_nnei)
-    return RepformerOut(g1, g2, h2, xp.matrix_transpose(hg), nb.sw)
+        if len(blocks) == 1:
+            g1, g2, h2 = layer(xp, p, cfg, config.smooth, last, g1_ext, g2, h2, nb)
+            continue
+        parts = [layer(xp, p, cfg, config.smooth, last, g1_ext, g2[:, a:b, ...],
+                       h2[:, a:b, ...], nb.rows(a, b), a) for a, b in blocks]
+        g1, g2, h2 = (xp.concat([q[k] for q in parts], axis=1) for k in range(3))
+    return g1, g2, h2
+
+
+def _empty_slot_table(xp: Namespace, config: DPA2Config, params: dict, g: Array, width: int,
+                      nsel: int) -> tuple[Array, Array]:
+    """g2 (1, nt+1, P, g2d) and h2 (1, nt+1, P, 3) after the layers of the P = nsel - width
+    cut slots, for a centre of each type (row nt: a virtual centre).
+
+    An empty slot's R is ``-davg/dstd`` of its centre type and slot (§5.5), its switch and
+    weight are 0, so every term that would couple it to a neighbor or to g1 is exactly 0
+    (zero weights, zero attention rows): the same layers run on the table with empty
+    neighborhoods and zero g1 give the values of the full computation.
+    """
+    cfg = config.repformer
+    nt = config.ntypes
+    types = xp.reshape(xp.arange(-1, nt, dtype=xp.int64, device=device(g)), (1, nt + 1))
+    types = xp.concat([types[:, 1:], types[:, :1]], axis=-1)  # 0 .. nt-1, then -1
+    avg, std = centre_stats(xp, types, params["davg"][:, width:, ...],
+                            params["dstd"][:, width:, ...])
+    rr = (xp.zeros_like(avg) - avg) / std  # (1, nt+1, P, 4): zero raw rows, normalised
+    empty = xp.zeros(rr.shape[:3], dtype=xp.bool, device=device(g))
+    zero = xp.zeros(rr.shape[:3], dtype=rr.dtype, device=device(g))
+    g2, h2 = _initial_pairs(xp, config, params, rr, rr[..., 1:4] * 0.0, empty)
+    nb = Neighborhood(empty, zero, xp.zeros(rr.shape[:3], dtype=xp.int64, device=device(g)),
+                      zero, zero[..., :1], nsel)
+    g1d = g.shape[-1]
+    g1 = xp.zeros((1, nt + 1, g1d), dtype=rr.dtype, device=device(g))
+    c_gg1 = xp.zeros((*rr.shape[:3], g1d), dtype=rr.dtype, device=device(g))
+    residual = cfg.update_style == "res_residual"
+    for p in params["layers"][:-1]:
+        u2, uh = _pair_updates(xp, p, cfg, config.smooth, Channels(g1, c_gg1, g2, h2), nb)
+        g2 = _combine(xp, cfg.update_style, u2, p.get("g2_residual") if residual else None)
+        h2 = _combine(xp, cfg.update_style, uh, p.get("h2_residual") if residual else None)
+    return g2, h2
