@@ -51,6 +51,8 @@ html_theme_options = {"navigation_with_keys": True, "sidebar_hide_name": False}
 autodoc_default_options = {"members": True, "undoc-members": False, "show-inheritance": False}
 autodoc_member_order = "bysource"
 autodoc_typehints = "description"
+autodoc_typehints_description_target = "documented"
+toc_object_entries = False
 autodoc_typehints_format = "short"
 autodoc_preserve_defaults = True
 autosummary_generate = False
@@ -58,6 +60,27 @@ napoleon_numpy_docstring = True
 napoleon_google_docstring = False
 napoleon_use_rtype = False
 python_use_unqualified_type_names = True
+
+# MathJax from the docs extra (jupyter-server-mathjax ships MathJax 2.7), copied into the
+# build so formulas render offline too; the CDN default of Sphinx when it is missing.
+def _local_mathjax() -> bool:
+    import importlib.util
+    import shutil
+
+    spec = importlib.util.find_spec("jupyter_server_mathjax")
+    if spec is None or not spec.submodule_search_locations:
+        return False
+    source = Path(spec.submodule_search_locations[0]) / "static"
+    target = HERE / "_generated" / "static" / "mathjax"
+    if not (target / "MathJax.js").is_file():
+        shutil.copytree(source, target, dirs_exist_ok=True)
+    return True
+
+
+if _local_mathjax():
+    html_static_path.append("_generated/static")
+    mathjax_path = "mathjax/MathJax.js?config=TeX-AMS-MML_HTMLorMML-full"
+    myst_update_mathjax = False  # MyST's settings are MathJax 3's
 
 # The heavy optional imports are real (the examples run), so autodoc needs nothing mocked.
 nitpicky = False

@@ -22,6 +22,7 @@ from __future__ import annotations
 import ast
 import dataclasses
 import importlib
+import json
 import re
 from pathlib import Path
 from typing import Any
@@ -60,9 +61,14 @@ def _default(f: dataclasses.Field) -> str:
         value = f.default_factory()  # type: ignore[misc]
     else:
         return "required"
-    if isinstance(value, tuple):
-        value = list(value)
-    return f"`{value!r}`".replace("'", '"')
+    # as it is written in a JSON input (true, null, lists)
+    return f"`{json.dumps(_plain(value))}`"
+
+
+def _plain(value: Any) -> Any:
+    if isinstance(value, tuple | list):
+        return [_plain(v) for v in value]
+    return value
 
 
 def _cell(text: str) -> str:
@@ -268,9 +274,9 @@ def training_keys() -> dict[str, list[tuple[str, str, str]]]:
         rows = []
         for key in _supported(probe):
             if key in default_only.get(section, {}):
-                status = f"only `{default_only[section][key]!r}`"
+                status = f"only `{json.dumps(default_only[section][key])}`"
             elif key in zero_only:
-                status = f"only `{zero_only[key]!r}`"
+                status = f"only `{json.dumps(zero_only[key])}`"
             elif section != "data" and key in harmless.get(section, set()):
                 # (the reader's "data" entry lists keys it reads itself, not inert ones)
                 status = "accepted, no numeric effect"

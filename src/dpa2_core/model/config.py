@@ -129,8 +129,8 @@ class RepinitConfig:
     tebd_dim: int = 8
     """Width of the type embedding of each atom type (``tebd``)."""
     tebd_input_mode: str = "concat"
-    """``"concat"``: one embedding net on [distance, type embeddings]; ``"strip"``: a radial
-    net times (1 + a type-only net evaluated once per type pair)."""
+    """Either ``"concat"`` (one embedding net on [distance, type embeddings]) or ``"strip"``
+    (a radial net times 1 + a type-only net evaluated once per type pair)."""
     set_davg_zero: bool = True
     """Keep the mean statistics ``davg`` of repinit and three-body at zero (only ``dstd`` is
     computed), which also removes the padding residual."""
@@ -212,17 +212,17 @@ class RepformerConfig:
     """Start ``g2``/``h2`` from the plain distance and direction over ``rcut`` instead of the
     normalised environment matrix."""
     update_g1_has_conv: bool = True
-    """g1 update: convolution of the neighbours' g1 weighted by their g2."""
+    """A g1 update term, convolution of the neighbours' g1 weighted by their g2."""
     update_g1_has_drrd: bool = True
-    """g1 update: the symmetrised product of the neighbours' g1 with h2 (``drrd``)."""
+    """A g1 update term, the symmetrised product of the neighbours' g1 with h2 (``drrd``)."""
     update_g1_has_grrg: bool = True
-    """g1 update: the symmetrised product of g2 with h2 (``grrg``)."""
+    """A g1 update term, the symmetrised product of g2 with h2 (``grrg``)."""
     update_g1_has_attn: bool = True
-    """g1 update: local attention of the atom over its neighbours' g1."""
+    """A g1 update term, local attention of the atom over its neighbours' g1."""
     update_g2_has_g1g1: bool = True
-    """g2 update: a projection of the product of the two atoms' g1."""
+    """A g2 update term, a projection of the product of the two atoms' g1."""
     update_g2_has_attn: bool = True
-    """g2 update: gated self-attention among the pairs of one atom (multi-head, with layer
+    """A g2 update term, gated self-attention among the pairs of one atom (multi-head, with layer
     norm)."""
     update_h2: bool = False
     """Update h2 too, by attention-weighted mixing of the neighbours' h2 (equivariant)."""
@@ -239,14 +239,14 @@ class RepformerConfig:
     activation_function: str = "tanh"
     """Activation inside the repformer layers (applied outside the dense layers)."""
     update_style: str = "res_avg"
-    """How a channel's updates are combined: ``"res_avg"`` (mean-like, scaled by 1/sqrt(n+1)),
+    """How a channel's updates are combined, ``"res_avg"`` (mean-like, scaled by 1/sqrt(n+1)),
     ``"res_incr"`` (increments scaled by 1/sqrt(n)) or ``"res_residual"`` (learned per-channel
     weights)."""
     update_residual: float = 0.001
     """Size of the initial residual weights of ``res_residual`` (standard deviation or
     constant)."""
     update_residual_init: str = "norm"
-    """Initialisation of the residual weights: ``"norm"`` (normal draws) or ``"const"``."""
+    """Initialisation of the residual weights, ``"norm"`` (normal draws) or ``"const"``."""
     set_davg_zero: bool = True
     """Keep the repformer's mean statistics ``davg`` at zero."""
     trainable_ln: bool = True
@@ -303,7 +303,7 @@ class DPA2Config:
     concat_output_tebd: bool = True
     """Append the atom's raw type embedding to the descriptor (width ``g1_dim + tebd_dim``)."""
     precision: str = "float64"
-    """Dtype of every parameter and computation: ``float64``, ``float32``, ``float16``,
+    """Dtype of every parameter and computation, ``float64``, ``float32``, ``float16``,
     ``bfloat16`` (aliases ``double``, ``single``, ``half``; ``default`` is float64)."""
     smooth: bool = True
     """Weight every neighbour sum and attention by the switch function so values and forces are
@@ -316,7 +316,7 @@ class DPA2Config:
     trainable: bool = True
     """Whether the parameters are trained (``False`` freezes the descriptor)."""
     seed: int | tuple[int, ...] | None = None
-    """Seed of the parameter initialisation (an int or a list of ints): ``dpa2 train`` draws
+    """Seed of the parameter initialisation (an int or a list of ints); ``dpa2 train`` draws
     fresh descriptor parameters with it; ``init_params`` takes its own ``seed`` argument."""
     add_tebd_to_repinit_out: bool = False
     """Add a linear map of the type embedding to the repinit output before the repformer."""
@@ -331,7 +331,7 @@ class DPA2Config:
     # Only legacy (@version < 3) files set this: their rot_mat uses a block-level
     # use_sqrt_nnei that differs from the one the layers use.
     rot_mat_use_sqrt_nnei: bool | None = None
-    """Only set by legacy (``@version`` < 3) files: the block-level ``use_sqrt_nnei`` that
+    """Only set by legacy (``@version`` < 3) files, the block-level ``use_sqrt_nnei`` that
     their ``rot_mat`` uses; ``None`` means the repformer's."""
 
     def __post_init__(self) -> None:
