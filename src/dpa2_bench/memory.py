@@ -14,15 +14,15 @@ import subprocess
 import sys
 from typing import Any
 
+from .machine import rss_mb
+from .runners import Unavailable, make_runner
+from .structures import config_for, inputs_for, params_for
+
 __all__ = ["measure", "peak_memory"]
 
 
 def measure(spec: dict[str, Any]) -> dict[str, Any]:
     """In this process: setup, then the contender; RSS figures in MiB."""
-    from .machine import rss_mb
-    from .runners import Unavailable, make_runner
-    from .structures import config_for, inputs_for, params_for
-
     config = config_for(spec["config"], spec["dtype"])
     params = params_for(config)
     inp = inputs_for(config, spec["natoms"])

@@ -18,6 +18,7 @@ import numpy as np
 
 from dpa2_core import DPA2Config, descriptor, dump_deepmd
 
+from .deepmd_pt import install_stubs
 from .structures import Inputs
 
 __all__ = ["FACTORIES", "Runner", "Unavailable", "make_runner"]
@@ -164,8 +165,6 @@ def deepmd_torch(config: DPA2Config, params: dict, inp: Inputs, task: str, *,
                  device: str = "cpu", compiled: bool = False, **_: Any) -> Runner:
     _require_deepmd()
     import torch
-
-    from .deepmd_pt import install_stubs
 
     install_stubs()
     try:

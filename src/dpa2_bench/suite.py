@@ -13,7 +13,7 @@ import numpy as np
 
 from .machine import describe, matmul_rate
 from .memory import peak_memory
-from .report import write_json, write_markdown
+from .report import markdown, write_json, write_markdown
 from .runners import Runner, Unavailable, make_runner
 from .structures import config_for, inputs_for, params_for
 
@@ -214,7 +214,5 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.md:
         write_markdown(args.md, result)
     if not (args.json or args.md):
-        from .report import markdown
-
         print(markdown(result))
     return 0

@@ -17,6 +17,7 @@ from dpa2_core.model.params import init_params
 from dpa2_core.progress import progress_iter
 
 from .inputs import element_hint, output_path, read_structure
+from .models import backend_module
 from .output import save_npz
 
 __all__ = ["OUTPUT_FIELDS", "cmd_describe", "load_descriptor_model"]
@@ -90,8 +91,6 @@ def _on_device(device: str) -> Any:
     """numpy arrays -> the array type the descriptor runs on (numpy on cpu, torch on cuda)."""
     if device == "cpu":
         return np.asarray
-    from .models import backend_module
-
     torch = backend_module("torch", "torch")
     if not torch.cuda.is_available():
         raise ValueError("--device cuda: torch sees no CUDA device (use --device cpu)")

@@ -21,26 +21,12 @@ import jax.numpy as jnp
 import numpy as np
 
 from dpa2_core.calculator import DEFAULT_SKIN, MIN_DISTANCE, BaseCalculator, artifact_precision
-from dpa2_core.io.deepmd_model import DeepmdModel
 
 from .export import ExportedModel, load_exported
 from .model import ModelConfig, atom_energy, load_model
 from .params import check_precision, to_jax
 
 __all__ = ["Calculator"]
-
-
-def _resolve_model(model: Any, head: str | None) -> tuple[ModelConfig, Any]:
-    """``(ModelConfig, params)`` from a model object or any model file
-    (:func:`dpa2_jax.load_model`, the one loader)."""
-    if head is not None and not isinstance(model, str | os.PathLike):
-        raise ValueError(f"head={head!r}: only for a multi-task model file, not a model object")
-    if isinstance(model, tuple) and len(model) == 2 and isinstance(model[0], ModelConfig):
-        return model
-    if isinstance(model, DeepmdModel | str | os.PathLike):
-        return load_model(model, head)
-    raise TypeError(f"model: expected a path, a DeepmdModel or (ModelConfig, params), got "
-                    f"{type(model).__name__}")
 
 
 def _cast(config: ModelConfig, params: Any, dtype: str) -> tuple[ModelConfig, Any]:
@@ -102,7 +88,7 @@ class Calculator(BaseCalculator):
             type_map, rcut, nsel = self.program.type_map, self.program.rcut, self.program.nnei
         else:
             dtype = "float64" if dtype is None else dtype
-            config, params = _resolve_model(model, head)
+            config, params = load_model(model, head)
             self.config, params = _cast(config, params, dtype)
             self.params = params if device is None else jax.device_put(params, device)
             self._lower = _make_lower(self.config)

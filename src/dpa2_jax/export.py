@@ -34,7 +34,7 @@ from dpa2_core.io.artifacts import (
 from dpa2_core.model.outputs import LOWER_OUTPUTS, lower_outputs
 
 from .descriptor import as_jax
-from .model import ModelConfig, atom_energy
+from .model import ModelConfig, atom_energy, load_model
 from .params import X64_HINT, to_jax, x64_enabled
 
 __all__ = ["ExportedModel", "export_model", "load_exported", "lower_forward"]
@@ -54,23 +54,6 @@ def lower_forward(params: dict, config: ModelConfig, coord_ext, atype_ext, nlist
 
     grad, atom_e = jax.grad(total, has_aux=True)(coord_ext)
     return lower_outputs(atom_e, grad, coord_ext)
-
-
-def _as_model(model: Any, head: str | None, dtype: Any) -> tuple[ModelConfig, dict]:
-    """(ModelConfig, params) from a model tuple, a ``DeepmdModel`` record or any file
-    :func:`dpa2_jax.load_model` reads (cast to ``dtype`` on the way when given, so a
-    float64 file exports to float32 without x64)."""
-    from dpa2_core.io.deepmd_model import DeepmdModel
-
-    from .model import load_model
-
-    if isinstance(model, tuple) and len(model) == 2 and isinstance(model[0], ModelConfig):
-        return model
-    if isinstance(model, DeepmdModel | str | os.PathLike):
-        name = None if dtype is None else str(getattr(dtype, "name", dtype))
-        return load_model(model, head=head, dtype=name if name in EXPORT_PRECISIONS else None)
-    raise ValueError(f"model: cannot export a {type(model).__name__}; pass (ModelConfig, "
-                     "params), a DeepmdModel or a model file")
 
 
 def _in_precision(config: ModelConfig, params: dict, precision: str
@@ -95,7 +78,8 @@ def export_model(model: Any, path: str | os.PathLike, dtype: Any = None, *,
     if kind != "jax-export":
         raise ValueError(f"path={str(path)!r}: dpa2_jax writes .jaxexport (.pte/.pt2 come "
                          "from dpa2_torch.export_model)")
-    config, params = _as_model(model, head, dtype)
+    name = None if dtype is None else str(getattr(dtype, "name", dtype))
+    config, params = load_model(model, head, name if name in EXPORT_PRECISIONS else None)
     precision = check_export_precision(dtype, config.descriptor.dtype_name)
     if precision == "float64" and not x64_enabled():
         raise ValueError(f"dtype='float64': a float64 export needs jax_enable_x64, which is "

@@ -99,10 +99,22 @@ def load_model(source: Any, head: str | None = None, dtype: str | None = None
     """``(ModelConfig, jax params)`` of any model file (:func:`dpa2_core.io.load_model`
     reads it, recognising the kind by content: deepmd-kit .dp/.yaml/.json and .pt
     checkpoints, ``dpa2 train`` checkpoints of both backends) or of a
-    :class:`dpa2_core.DeepmdModel` record. A float64 model needs ``jax_enable_x64`` unless
-    ``dtype="float32"`` casts it."""
-    record = source if isinstance(source, DeepmdModel) else load_model_np(source, head)
-    return from_record(record, dtype)
+    :class:`dpa2_core.DeepmdModel` record, or a ``(ModelConfig, params)`` pair itself
+    (returned as is unless ``dtype`` casts it): the one way the calculator and the export
+    turn what a user hands them into a model. A float64 model needs ``jax_enable_x64``
+    unless ``dtype="float32"`` casts it."""
+    if isinstance(source, str | os.PathLike):
+        return from_record(load_model_np(source, head), dtype)
+    if head is not None:
+        raise ValueError(f"head={head!r}: only for a multi-task model file, not a model object")
+    if isinstance(source, DeepmdModel):
+        return from_record(source, dtype)
+    if isinstance(source, tuple) and len(source) == 2 and isinstance(source[0], ModelConfig):
+        if dtype is None or dtype == source[0].descriptor.dtype_name:
+            return source
+        return from_record(to_deepmd_model(*source), dtype)
+    raise TypeError(f"model: expected a model file, a DeepmdModel or (ModelConfig, params), "
+                    f"got {type(source).__name__}")
 
 
 def to_deepmd_model(config: ModelConfig, params: dict) -> dc.DeepmdModel:

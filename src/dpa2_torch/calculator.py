@@ -16,7 +16,6 @@ import numpy as np
 import torch
 
 from dpa2_core.calculator import DEFAULT_SKIN, MIN_DISTANCE, BaseCalculator, artifact_precision
-from dpa2_core.io.deepmd_model import DeepmdModel
 
 from .export import ExportedModel, load_exported
 from .model import EnergyModel, load_model
@@ -26,20 +25,6 @@ __all__ = ["Calculator"]
 _DTYPES = {"float64": torch.float64, "float32": torch.float32}
 _ARTIFACTS = (".pte", ".pt2")  # read by load_exported, not by the one loader
 
-
-
-def _resolve_model(model: Any, head: str | None) -> EnergyModel:
-    """An :class:`EnergyModel` from a model object or any model file
-    (:func:`dpa2_torch.load_model`, the one loader)."""
-    if isinstance(model, EnergyModel):
-        if head is not None:
-            raise ValueError(f"head={head!r}: only for a multi-task model file, not a model "
-                             "object")
-        return model
-    if isinstance(model, DeepmdModel | str | os.PathLike):
-        return load_model(model, head)
-    raise TypeError(f"model: expected a path, a DeepmdModel or an EnergyModel, got "
-                    f"{type(model).__name__}")
 
 
 class Calculator(BaseCalculator):
@@ -80,8 +65,7 @@ class Calculator(BaseCalculator):
             dtype = "float64" if dtype is None else dtype
             if dtype not in _DTYPES:
                 raise ValueError(f"dtype={dtype!r}: must be one of {sorted(_DTYPES)}")
-            self.model = _resolve_model(model, head).to(device=device,
-                                                        dtype=_DTYPES[dtype]).eval()
+            self.model = load_model(model, head, device, _DTYPES[dtype]).eval()
             cfg = self.model.config
             type_map, rcut, nsel = cfg.type_map, cfg.rcut, cfg.nsel
         super().__init__(type_map, rcut, nsel, dtype=dtype, skin=skin,

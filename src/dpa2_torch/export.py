@@ -34,7 +34,7 @@ from dpa2_core.io.artifacts import (
 )
 from dpa2_core.model.outputs import LOWER_OUTPUTS, lower_outputs
 
-from .model import EnergyModel
+from .model import EnergyModel, load_model
 
 __all__ = ["ExportedModel", "export_model", "load_exported", "lower_forward", "sample_inputs"]
 
@@ -76,24 +76,6 @@ def sample_inputs(config: Any, dtype: torch.dtype = torch.float64) -> tuple[torc
         raise RuntimeError(f"export sample: sizes collide ({sorted(sizes)})")
     return (torch.as_tensor(coord_ext, dtype=dtype), torch.as_tensor(atype_ext),
             torch.as_tensor(nlist), torch.as_tensor(mapping))
-
-
-def _as_energy_model(model: Any, head: str | None) -> EnergyModel:
-    """An :class:`EnergyModel` from a model object, a ``DeepmdModel`` record or any file
-    :func:`dpa2_torch.load_model` reads."""
-    from dpa2_core.io.deepmd_model import DeepmdModel
-
-    from .model import load_model
-
-    if isinstance(model, EnergyModel):
-        return model
-    if isinstance(model, torch.nn.Module):
-        raise ValueError(f"model: a {type(model).__name__}, not an EnergyModel (the export "
-                         "needs the whole energy model: descriptor + fitting)")
-    if isinstance(model, DeepmdModel | str | os.PathLike):
-        return load_model(model, head=head)
-    raise ValueError(f"model: cannot export a {type(model).__name__}; pass an EnergyModel, "
-                     "a DeepmdModel or a model file")
 
 
 def _prepare(model: EnergyModel, precision: str) -> EnergyModel:
@@ -151,7 +133,7 @@ def export_model(model: Any, path: str | os.PathLike, dtype: Any = None, *,
     if kind not in _TORCH_KINDS:
         raise ValueError(f"path={str(path)!r}: dpa2_torch writes .pte or .pt2 (a .jaxexport "
                          "comes from dpa2_jax.export_model)")
-    energy_model = _as_energy_model(model, head)
+    energy_model = load_model(model, head)
     precision = check_export_precision(dtype, energy_model.config.dtype_name)
     meta = build_metadata(energy_model.config, kind, precision, "int64",
                           {"torch": torch.__version__})

@@ -9,6 +9,7 @@ model-level per-type shift that statistics (least squares on the energies) set.
 from __future__ import annotations
 
 import dataclasses
+import os
 from typing import Any
 
 import numpy as np
@@ -184,11 +185,25 @@ class EnergyModel(nn.Module):
 def load_model(source: Any, head: str | None = None, device: Any = None,
                dtype: Any = None) -> EnergyModel:
     """An :class:`EnergyModel` from any model file (:func:`dpa2_core.io.load_model` reads
-    it, recognising the kind by content) or from a :class:`dpa2_core.DeepmdModel` record;
-    moved to ``device`` and cast to ``dtype`` (``"float32"``, ``torch.float32``...) if given.
+    it, recognising the kind by content), from a :class:`dpa2_core.DeepmdModel` record or
+    an :class:`EnergyModel` itself (no copy); moved to ``device`` and cast to ``dtype``
+    (``"float32"``, ``torch.float32``...) if given. The one way every caller (calculator,
+    torch-sim, export) turns what a user hands it into a model.
     """
-    model = EnergyModel.from_record(source) if isinstance(source, DeepmdModel) else \
-        EnergyModel.from_deepmd(source, head)
+    if isinstance(source, str | os.PathLike):
+        model = EnergyModel.from_deepmd(source, head)
+    elif head is not None:
+        raise ValueError(f"head={head!r}: only for a multi-task model file, not a model object")
+    elif isinstance(source, EnergyModel):
+        model = source
+    elif isinstance(source, DeepmdModel):
+        model = EnergyModel.from_record(source)
+    elif isinstance(source, nn.Module):
+        raise ValueError(f"model: a {type(source).__name__}, not an EnergyModel (a whole "
+                         "energy model is needed: descriptor + fitting net)")
+    else:
+        raise TypeError(f"model: expected a model file, a DeepmdModel or an EnergyModel, got "
+                        f"{type(source).__name__}")
     if dtype is not None:
         model = model.to(getattr(torch, dtype) if isinstance(dtype, str) else dtype)
     if device is not None:

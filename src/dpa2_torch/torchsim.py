@@ -20,7 +20,7 @@ from torch_sim.state import SimState
 
 from dpa2_core.calculator import stress_from_virial
 
-from .model import EnergyModel
+from .model import EnergyModel, load_model
 from .neighbors import neighbors_for
 
 __all__ = ["TorchSimModel"]
@@ -51,9 +51,7 @@ class TorchSimModel(ModelInterface):
                  dtype: torch.dtype = torch.float64, compute_stress: bool = True,
                  head: str | None = None) -> None:
         super().__init__()
-        from .calculator import _resolve_model
-
-        self.model = _resolve_model(model, head).to(device=device, dtype=dtype).eval()
+        self.model = load_model(model, head, device, dtype).eval()
         self._device, self._dtype = torch.device(device), dtype
         self._compute_forces, self._compute_stress = True, bool(compute_stress)
         self._memory_scales_with = "n_atoms_x_density"

@@ -176,3 +176,32 @@ def test_every_module_declares_all(package):
     missing = [_rel(p) for p in sorted((SRC / package).rglob("*.py"))
                if "__all__" not in p.read_text()]
     assert not missing, missing
+
+
+def _local_sibling_imports(path: Path) -> list[str]:
+    """Relative imports inside functions. Two kinds break a cycle or keep an optional
+    dependency optional, and stay: the package ``__init__`` itself (``from .. import
+    __version__``: the ``__init__`` imports the module) and a module's ``__getattr__``
+    (attributes that need an extra, imported on first use)."""
+    bad = []
+    for fn in ast.walk(ast.parse(path.read_text())):
+        if not isinstance(fn, ast.FunctionDef | ast.AsyncFunctionDef) or \
+                fn.name == "__getattr__":
+            continue
+        for node in ast.walk(fn):
+            if isinstance(node, ast.ImportFrom) and node.level and node.module:
+                bad.append(f"{_rel(path)}:{node.lineno} {fn.name}() imports "
+                           f"{'.' * node.level}{node.module}")
+    return bad
+
+
+def test_sibling_imports_are_at_the_top():
+    found = [x for p in sorted(SRC.rglob("*.py")) for x in _local_sibling_imports(p)]
+    assert not found, "\n".join(sorted(set(found)))
+
+
+def test_the_local_import_lint_catches_one(monkeypatch):
+    text = ("def f():\n    from .a import b\n    from .. import __version__\n"
+            "def __getattr__(name):\n    from .c import d\n")
+    monkeypatch.setattr(Path, "read_text", lambda self, *a, **k: text)
+    assert len(_local_sibling_imports(SRC / "dpa2_core" / "x.py")) == 1

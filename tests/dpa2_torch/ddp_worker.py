@@ -38,7 +38,7 @@ def run(rank: int, world: int, input_path: str, out: str) -> None:
         model = build_model(ModelSettings.from_input(inp.model, 3))
         data = DataSet(inp.training_data, ["O", "H"], model.config, torch.float64,
                        info.device)
-        net = ddp.wrap(model, info)
+        net = ddp.data_parallel(model, info)
         loss_of(net, data, [rank], inp).backward()  # rank r holds frame r
         torch.save(grads_of(model), out_dir / f"grads_{rank}.pt")
         trainer = Trainer(inp, out_dir / "run", log=lambda *a: None)

@@ -27,6 +27,7 @@ from ..model.params import param_spec, tree_map
 from .deepmd_checkpoint import descriptor_from_state, is_deepmd_checkpoint, model_from_state
 from .deepmd_files import _decode_yaml_arrays, _read_hdf5, load_deepmd
 from .deepmd_model import DeepmdModel, bias_vector, load_deepmd_model
+from .own_format import load
 
 __all__ = ["KINDS", "TrainingCheckpoint", "describe_kind", "load_descriptor", "load_model",
            "model_kind", "read_training_checkpoint"]
@@ -373,8 +374,6 @@ def load_descriptor(path: str | os.PathLike, head: str | None = None
     kind, payload = _inspect(path)
     _checked_head(path, kind, head)
     if kind == "dpa2-npz":
-        from .own_format import load
-
         return _reading(path, load, path)
     if kind in ("deepmd-dp", "deepmd-yaml", "deepmd-json", "deepmd-descriptor"):
         return _reading(path, load_deepmd, _deepmd_tree(path, kind, payload))

@@ -121,7 +121,7 @@ def initial_params(inp: TrainInput, systems: list[System], sizes: list[int]) -> 
                       out_bias=bias)
 
 
-def _validate(config, params, valid: Sampler | None, nbatch: int, pe, pf) -> dict | None:
+def _validation_metrics(config, params, valid: Sampler | None, nbatch: int, pe, pf) -> dict | None:
     if valid is None:
         return None
     mean = WeightedMean()
@@ -249,7 +249,7 @@ def _train(inp: TrainInput, output: Path, restart: Path | None, out, progress: b
         faults.inject("step", shown)
         if shown % inp.disp_freq == 0 or shown == 1:
             trn = {k: float(v) for k, v in m.items()}
-            val = _validate(config, params, valid, nval, pe, pf)
+            val = _validation_metrics(config, params, valid, nval, pe, pf)
             curve.write(shown, lr, trn, val)
             if bar is not None:
                 bar.set_postfix(report.bar_postfix(trn, lr))

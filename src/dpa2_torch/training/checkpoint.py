@@ -19,6 +19,7 @@ from dpa2_core.training.settings import ModelSettings
 
 from ..descriptor import DescrptDPA2
 from ..model import EnergyModel
+from ..model import load_model as load_energy_model
 
 __all__ = ["build_model", "checkpoint_state", "load_model", "save_checkpoint"]
 
@@ -51,6 +52,4 @@ def save_checkpoint(path: str | os.PathLike, model: EnergyModel, optimizer, step
 
 def load_model(source: str | os.PathLike, head: str | None = None) -> EnergyModel:
     """EnergyModel from any model file (:func:`dpa2_torch.load_model`)."""
-    from ..model import load_model as _load
-
-    return _load(source, head)
+    return load_energy_model(source, head)

@@ -8,7 +8,7 @@ import os
 import torch
 import torch.distributed as dist
 
-__all__ = ["DistInfo", "all_max", "all_objects", "finish", "init_from_env", "wrap"]
+__all__ = ["DistInfo", "all_max", "all_objects", "data_parallel", "finish", "init_from_env"]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -46,7 +46,7 @@ def init_from_env(device: str | None = None) -> DistInfo:
     return DistInfo(dist.get_rank(), dist.get_world_size(), dev, owns)
 
 
-def wrap(model: torch.nn.Module, info: DistInfo) -> torch.nn.Module:
+def data_parallel(model: torch.nn.Module, info: DistInfo) -> torch.nn.Module:
     """``DistributedDataParallel`` around ``model`` when there is more than one process."""
     if info.world_size == 1:
         return model

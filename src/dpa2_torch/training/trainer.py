@@ -77,7 +77,7 @@ class Trainer:
             self._statistics()
         if compile:
             self.model.compile_forces()
-        self.net = dist.wrap(self.model, self.dist)
+        self.net = dist.data_parallel(self.model, self.dist)
         self.step_times: list[float] = []
 
     # ------------------------------------------------------------ set-up
@@ -171,7 +171,7 @@ class Trainer:
             self.log(skip_message(self.step + 1, what, system, idx, self.skipped))
         return False
 
-    def validate(self, lr: float) -> dict | None:
+    def validation_metrics(self, lr: float) -> dict | None:
         """Metrics of ``numb_btch`` validation batches (atom-weighted mean), main rank only."""
         if self.valid_data is None:
             return None
@@ -212,7 +212,7 @@ class Trainer:
             faults.inject("step", shown)
             if main and (shown % inp.disp_freq == 0 or shown == 1):
                 train = {k: float(v) for k, v in metrics.items()}
-                valid = self.validate(lr)
+                valid = self.validation_metrics(lr)
                 curve.write(shown, lr, train, valid)
                 rows.append({"step": shown, "lr": lr, "train": train, "valid": valid})
                 if bar is not None:
