@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import argparse
 import sys
-from typing import NoReturn
+from typing import Any, NoReturn
 
 from dpa2_core import __version__
 
@@ -63,14 +63,8 @@ def _run_options(p: argparse.ArgumentParser, backend_default: str = "torch") -> 
                    help="head of a multi-task deepmd-kit .pt checkpoint (default: the first)")
 
 
-def build_parser() -> argparse.ArgumentParser:
-    parser = _Parser(prog="dpa2", description="DPA-2 descriptors and energy models: "
-                     "describe, eval, test, train, md and freeze (torch or JAX).", epilog=EPILOG,
-                     formatter_class=_Help)
-    parser.add_argument("--version", action="version", version=f"dpa2 {__version__}")
-    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND",
-                                parser_class=_Parser)
-
+def _describe_parser(sub: Any) -> None:
+    """The ``describe`` sub-command."""
     d = sub.add_parser("describe", help="compute the descriptor of every atom",
                        formatter_class=_Help, epilog=EPILOG,
                        description="Descriptor (and rot_mat, g2, h2, sw, neighbor lists) of "
@@ -94,6 +88,9 @@ def build_parser() -> argparse.ArgumentParser:
     d.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
     d.set_defaults(func=cmd_describe)
 
+
+def _eval_parser(sub: Any) -> None:
+    """The ``eval`` sub-command."""
     e = sub.add_parser("eval", help="energies, forces and stress of a structure file",
                        formatter_class=_Help, epilog=EPILOG,
                        description="Energy, per-atom energies, forces and stress of every "
@@ -109,6 +106,9 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
     e.set_defaults(func=cmd_eval)
 
+
+def _test_parser(sub: Any) -> None:
+    """The ``test`` sub-command."""
     t = sub.add_parser("test", help="energy and force errors of a model on labelled data",
                        formatter_class=_Help, epilog=EPILOG,
                        description="Energy and force MAE/RMSE of a model on deepmd-format "
@@ -125,6 +125,9 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
     t.set_defaults(func=cmd_test)
 
+
+def _train_parser(sub: Any) -> None:
+    """The ``train`` sub-command."""
     r = sub.add_parser("train", help="train an energy model from a deepmd-kit input file",
                        formatter_class=_Help, epilog=EPILOG,
                        description="Train an energy model from a deepmd-kit training input "
@@ -143,6 +146,19 @@ def build_parser() -> argparse.ArgumentParser:
                    "holds another run's checkpoints (they are removed)")
     r.set_defaults(func=cmd_train)
 
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = _Parser(prog="dpa2", description="DPA-2 descriptors and energy models: "
+                     "describe, eval, test, train, md and freeze (torch or JAX).", epilog=EPILOG,
+                     formatter_class=_Help)
+    parser.add_argument("--version", action="version", version=f"dpa2 {__version__}")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND",
+                                parser_class=_Parser)
+
+    _describe_parser(sub)
+    _eval_parser(sub)
+    _test_parser(sub)
+    _train_parser(sub)
     md.add_parser(sub, formatter_class=_Help, epilog=EPILOG)
     freeze.add_parser(sub, formatter_class=_Help, epilog=EPILOG)
     return parser

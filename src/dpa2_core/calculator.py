@@ -16,12 +16,12 @@ Needs ``ase`` (the ``io`` extra); importing :mod:`dpa2_core` does not import thi
 from __future__ import annotations
 
 from collections.abc import Sequence
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 from ase.calculators.calculator import Calculator, all_changes
 
+from .io.artifacts import LoadedArtifact
 from .neighbors.skin import SkinList, build_skin_list, extended_coord, moved_too_far, select
 
 __all__ = ["BaseCalculator", "DEFAULT_SKIN", "MIN_DISTANCE", "PRECISIONS", "artifact_precision",
@@ -42,14 +42,13 @@ def stress_from_virial(xp: Any, virial: Any, volume: Any) -> Any:
     return -0.5 * (virial + transposed) / volume[..., None, None]
 
 
-def artifact_precision(metadata: dict, path: Any, dtype: str | None, head: str | None) -> str:
+def artifact_precision(program: LoadedArtifact, dtype: str | None, head: str | None) -> str:
     """The precision a calculator on an exported artifact runs in: the artifact's own.
 
-    metadata: the artifact's stored JSON; path: its file. ``dtype`` may only repeat that
-    precision (an artifact is traced in one), and ``head`` must be None (it holds one model).
+    ``dtype`` may only repeat it (an artifact is traced in one precision), and ``head``
+    must be None (an artifact holds one model).
     """
-    precision = str(metadata["precision"])
-    name = Path(path).name
+    precision, name = program.precision, program.path.name
     if head is not None:
         raise ValueError(f"head={head!r}: {name} is an exported single model (no heads)")
     if dtype is not None and dtype != precision:

@@ -84,7 +84,7 @@ class Calculator(BaseCalculator):
         self.program: ExportedModel | None = None
         if isinstance(model, str | os.PathLike) and Path(model).suffix == ".jaxexport":
             self.program = load_exported(model)
-            dtype = artifact_precision(self.program.metadata, self.program.path, dtype, head)
+            dtype = artifact_precision(self.program, dtype, head)
             type_map, rcut, nsel = self.program.type_map, self.program.rcut, self.program.nnei
         else:
             dtype = "float64" if dtype is None else dtype

@@ -25,6 +25,7 @@ import numpy as np
 
 from dpa2_core.io.artifacts import (
     EXPORT_PRECISIONS,
+    LoadedArtifact,
     build_metadata,
     check_export_precision,
     kind_of_suffix,
@@ -103,36 +104,21 @@ def export_model(model: Any, path: str | os.PathLike, dtype: Any = None, *,
     return {**meta, "export_seconds": time.perf_counter() - start}
 
 
-class ExportedModel:
+class ExportedModel(LoadedArtifact):
     """A loaded ``.jaxexport``: ``model(coord_ext, atype_ext, nlist, mapping)`` takes numpy
     or jax arrays and returns the four outputs as float64 numpy arrays (the calculators'
     ``_evaluate`` signature); ``exported`` is the ``jax.export.Exported``."""
 
     def __init__(self, exported: Any, metadata: dict, path: Path) -> None:
+        super().__init__(metadata, path)
         self.exported = exported
-        self.metadata = metadata
-        self.path = path
         self._call = jax.jit(exported.call)
-
-    @property
-    def type_map(self) -> list[str]:
-        return list(self.metadata["type_map"])
-
-    @property
-    def rcut(self) -> float:
-        return float(self.metadata["rcut"])
-
-    @property
-    def nnei(self) -> int:
-        return int(self.metadata["nnei"])
 
     def __call__(self, coord_ext: Any, atype_ext: Any, nlist: Any, mapping: Any
                  ) -> dict[str, np.ndarray]:
         fdt, idt = self.metadata["precision"], self.metadata["int_dtype"]
         nlist = np.asarray(nlist)
-        if nlist.ndim != 3 or nlist.shape[-1] != self.nnei:
-            raise ValueError(f"nlist: shape {nlist.shape}; {self.path.name} takes "
-                             f"(nf, nloc, {self.nnei}) (nnei of the model)")
+        self.check_nlist(nlist.shape)
         out = self._call(np.asarray(coord_ext, dtype=fdt), np.asarray(atype_ext, dtype=idt),
                          nlist.astype(idt), np.asarray(mapping, dtype=idt))
         return {k: np.asarray(out[k], dtype=np.float64) for k in LOWER_OUTPUTS}

@@ -56,7 +56,7 @@ class Calculator(BaseCalculator):
         self.model: EnergyModel | None = None
         if isinstance(model, str | os.PathLike) and Path(model).suffix in _ARTIFACTS:
             self.program = load_exported(model)
-            dtype = artifact_precision(self.program.metadata, self.program.path, dtype, head)
+            dtype = artifact_precision(self.program, dtype, head)
             if self.device.type != "cpu":
                 raise ValueError(f"device={device!r}: {self.program.path.name} was exported "
                                  "for the CPU (export it on the device it should run on)")

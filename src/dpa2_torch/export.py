@@ -25,6 +25,7 @@ import numpy as np
 import torch
 
 from dpa2_core.io.artifacts import (
+    LoadedArtifact,
     atomic_write,
     build_metadata,
     check_export_precision,
@@ -161,36 +162,21 @@ def export_model(model: Any, path: str | os.PathLike, dtype: Any = None, *,
 
 
 # ------------------------------------------------------------------ loading
-class ExportedModel:
+class ExportedModel(LoadedArtifact):
     """A loaded ``.pte``/``.pt2``: ``model(coord_ext, atype_ext, nlist, mapping)`` takes
     numpy or torch arrays and returns the four outputs as float64 numpy arrays (the
     calculators' ``_evaluate`` signature); ``metadata`` is the stored JSON.
     """
 
     def __init__(self, program: Any, metadata: dict, path: Path) -> None:
+        super().__init__(metadata, path)
         self.program = program
-        self.metadata = metadata
-        self.path = path
         self.dtype = getattr(torch, metadata["precision"])
-
-    @property
-    def type_map(self) -> list[str]:
-        return list(self.metadata["type_map"])
-
-    @property
-    def rcut(self) -> float:
-        return float(self.metadata["rcut"])
-
-    @property
-    def nnei(self) -> int:
-        return int(self.metadata["nnei"])
 
     def __call__(self, coord_ext: Any, atype_ext: Any, nlist: Any, mapping: Any
                  ) -> dict[str, np.ndarray]:
         nlist = torch.as_tensor(np.asarray(nlist)).to(torch.int64)
-        if nlist.ndim != 3 or nlist.shape[-1] != self.nnei:
-            raise ValueError(f"nlist: shape {tuple(nlist.shape)}; {self.path.name} takes "
-                             f"(nf, nloc, {self.nnei}) (nnei of the model)")
+        self.check_nlist(tuple(nlist.shape))
         args = (torch.as_tensor(np.asarray(coord_ext)).to(self.dtype).contiguous(),
                 torch.as_tensor(np.asarray(atype_ext)).to(torch.int64).contiguous(),
                 nlist.contiguous(), torch.as_tensor(np.asarray(mapping)).to(torch.int64))

@@ -27,8 +27,8 @@ from pathlib import Path
 from typing import Any
 
 __all__ = [
-    "ARTIFACT_KINDS", "artifact_kind", "atomic_write", "build_metadata", "check_export_precision",
-    "check_kind",
+    "ARTIFACT_KINDS", "LoadedArtifact", "artifact_kind", "atomic_write", "build_metadata",
+    "check_export_precision", "check_kind",
     "EXPORT_PRECISIONS", "FORMAT", "FORMAT_VERSION", "INPUTS", "kind_of_suffix",
     "OUTPUTS", "parse_metadata", "read_jaxexport", "write_jaxexport",
 ]
@@ -215,3 +215,36 @@ def read_jaxexport(path: str | os.PathLike) -> tuple[bytes, dict]:
     with zipfile.ZipFile(path) as z:
         meta = parse_metadata(z.read(_JAX_METADATA), path, "jax-export")
         return z.read(_JAX_PROGRAM), meta
+
+
+class LoadedArtifact:
+    """What every loaded artifact shares, whichever framework runs it: the stored
+    ``metadata`` (the JSON of :func:`build_metadata`), its ``path``, the fields a host
+    needs to build inputs, and the input check that names the file.
+    """
+
+    def __init__(self, metadata: dict, path: str | os.PathLike) -> None:
+        self.metadata = metadata
+        self.path = Path(path)
+
+    @property
+    def type_map(self) -> list[str]:
+        return list(self.metadata["type_map"])
+
+    @property
+    def rcut(self) -> float:
+        return float(self.metadata["rcut"])
+
+    @property
+    def nnei(self) -> int:
+        return int(self.metadata["nnei"])
+
+    @property
+    def precision(self) -> str:
+        return str(self.metadata["precision"])
+
+    def check_nlist(self, shape: tuple[int, ...]) -> None:
+        """``nlist`` must be (nf, nloc, nnei) with the model's nnei."""
+        if len(shape) != 3 or shape[-1] != self.nnei:
+            raise ValueError(f"nlist: shape {tuple(shape)}; {self.path.name} takes "
+                             f"(nf, nloc, {self.nnei}) (nnei of the model)")

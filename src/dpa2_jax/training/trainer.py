@@ -199,22 +199,44 @@ def train(inp: TrainInput, output: Path, restart: Path | None = None, out=None,
                 bar.close()
 
 
-def _train(inp: TrainInput, output: Path, restart: Path | None, out, progress: bool,
-           overwrite: bool, stop: StopSignals, bars: list) -> dict:
+def _prepare_run(inp: TrainInput, output: Path, restart: Path | None, out, overwrite: bool
+                 ) -> tuple:
+    """The output folder checked (and cleared with ``overwrite``), the model config, the
+    training systems, both samplers and the initial (step, params, opt_state), restored
+    from ``restart`` with the rows after its step rewound."""
     checkpoints.check_output(output, inp.save_ckpt, restart, overwrite)
     if overwrite and restart is None:
         checkpoints.clear_run(output, inp.save_ckpt)
-    config = model_config(inp)
     train_sys = _systems(inp, inp.training_data)
     seed = 0 if inp.seed is None else inp.seed
     sampler = Sampler(train_sys, inp.training_data, seed)
     valid = None if inp.validation_data is None else Sampler(
         _systems(inp, inp.validation_data), inp.validation_data, seed + 1)
-    start, params, opt_state = initial_state(inp, train_sys, sampler, restart, out, valid)
+    state = initial_state(inp, train_sys, sampler, restart, out, valid)
     if restart is not None:
-        for line in checkpoints.rewind(output, inp.save_ckpt, ".npz", start,
+        for line in checkpoints.rewind(output, inp.save_ckpt, ".npz", state[0],
                                        output / inp.disp_file):
             print(f"note: {line}", file=out)
+    return model_config(inp), train_sys, sampler, valid, state
+
+
+def _non_finite(inp: TrainInput, m: dict, sampler: Sampler, train_sys: list, shown: int,
+                last_ckpt: Path | None, skipped: int, out) -> int:
+    """A step whose loss or gradient is not finite: stop naming the batch
+    (``nan_policy="stop"``), or count it as skipped and say so. Returns the new count."""
+    what = "loss" if not np.isfinite(float(m["rmse"])) else "gradient"
+    k, idx = sampler.drawn
+    system = f"{k} ({train_sys[k].path})"
+    if inp.nan_policy == "stop":
+        raise NonFiniteError(nonfinite_message(shown, what, system, idx, last_ckpt))
+    print(skip_message(shown, what, system, idx, skipped + 1), file=out)
+    return skipped + 1
+
+
+def _train(inp: TrainInput, output: Path, restart: Path | None, out, progress: bool,
+           overwrite: bool, stop: StopSignals, bars: list) -> dict:
+    config, train_sys, sampler, valid, (start, params, opt_state) = _prepare_run(
+        inp, output, restart, out, overwrite)
     last_ckpt, skipped, stopped_by = (None if restart is None else Path(restart)), 0, None
     static = (config, frozen_flags(params, config), inp.gradient_max_norm)
     dtype = inp.settings.descriptor.dtype_name
@@ -239,13 +261,7 @@ def _train(inp: TrainInput, output: Path, restart: Path | None, out, progress: b
         times.append(time.perf_counter() - tic)
         shown = i + 1
         if not bool(finite):
-            what = "loss" if not np.isfinite(float(m["rmse"])) else "gradient"
-            k, idx = sampler.drawn
-            system = f"{k} ({train_sys[k].path})"
-            if inp.nan_policy == "stop":
-                raise NonFiniteError(nonfinite_message(shown, what, system, idx, last_ckpt))
-            skipped += 1
-            print(skip_message(shown, what, system, idx, skipped), file=out)
+            skipped = _non_finite(inp, m, sampler, train_sys, shown, last_ckpt, skipped, out)
         faults.inject("step", shown)
         if shown % inp.disp_freq == 0 or shown == 1:
             trn = {k: float(v) for k, v in m.items()}
