@@ -132,7 +132,9 @@ def check_calculator_on_artifact(calculator: type, path: str, dtype: str, tol: f
         ref.calc = calculator(tiny_model(), dtype=dtype)
         got.calc = calculator(path)
         assert got.calc.dtype_name == dtype
-        for prop in ("get_potential_energy", "get_forces", "get_stress"):
+        assert got.get_potential_energies().shape == (len(got),)
+        for prop in ("get_potential_energy", "get_potential_energies", "get_forces",
+                     "get_stress"):
             want = np.asarray(getattr(ref, prop)())
             have = np.asarray(getattr(got, prop)())
             scale = max(float(np.abs(want).max()), 1e-300)

@@ -17,11 +17,13 @@ from .report import markdown, write_json, write_markdown
 from .runners import Runner, Unavailable, make_runner
 from .structures import config_for, inputs_for, params_for
 
-__all__ = ["alternate", "main", "parse", "run_suite"]
+__all__ = ["DESCRIPTION", "add_arguments", "alternate", "main", "parse", "run", "run_suite"]
 
 TASKS = {"numpy": ("forward",), "torch": ("forward", "force"), "jax": ("forward", "force")}
 
 
+DESCRIPTION = ("dpa2 against deepmd-kit 3.2.0, side by side in one process: alternating "
+               "runs, medians, ratios ours/deepmd, parity of the outputs")
 CLOCKS = {"wall": time.perf_counter, "cpu": time.process_time}
 
 
@@ -177,17 +179,21 @@ def run_suite(
     return result
 
 
-def parse(argv: Sequence[str] | None = None) -> argparse.Namespace:
-    p = argparse.ArgumentParser(prog="dpa2 bench", description="dpa2 against deepmd-kit "
-                                "3.2.0, side by side in one process (issue 10)")
-    p.add_argument("--sizes", type=int, nargs="+", default=[192, 1536],
-                   help="atoms: 192 * k**3 (192, 1536, 12288)")
+def add_arguments(p: argparse.ArgumentParser) -> argparse.ArgumentParser:
+    """The options of ``dpa2 bench`` (and of ``python -m dpa2_bench``)."""
+    p.add_argument("--sizes", type=int, nargs="+", default=[192, 1536], metavar="N",
+                   help="atoms, 192 * k**3")
     p.add_argument("--dtype", nargs="+", default=["float64", "float32"],
-                   choices=["float64", "float32"])
+                   choices=["float64", "float32"], metavar="DTYPE",
+                   help="float64, float32")
     p.add_argument("--backends", nargs="+", default=["numpy", "torch", "jax"],
-                   choices=["numpy", "torch", "jax"])
-    p.add_argument("--configs", nargs="+", default=["medium"], choices=["small", "medium"])
-    p.add_argument("--tasks", nargs="+", default=None, choices=["forward", "force"])
+                   choices=["numpy", "torch", "jax"], metavar="NAME",
+                   help="numpy, torch, jax")
+    p.add_argument("--configs", nargs="+", default=["medium"], choices=["small", "medium"],
+                   metavar="NAME", help="small, medium")
+    p.add_argument("--tasks", nargs="+", default=None, choices=["forward", "force"],
+                   metavar="TASK", help="forward, force (forward+force); default: all a "
+                   "backend has")
     p.add_argument("--repeat", type=int, default=5, help="timed calls per contender")
     p.add_argument("--compile", action="store_true", help="also torch.compile'd torch")
     p.add_argument("--memory", action="store_true", help="peak RSS, one process per run")
@@ -196,15 +202,20 @@ def parse(argv: Sequence[str] | None = None) -> argparse.Namespace:
     p.add_argument("--device", default="cpu", help="torch device (cpu, cuda)")
     p.add_argument("--threads", type=int, default=None, help="torch intra-op threads")
     p.add_argument("--clock", default="wall", choices=sorted(CLOCKS),
-                   help="wall time, or process CPU time (with --threads 1)")
+                   help="wall, or cpu: process time (with --threads 1)")
     p.add_argument("--json", default=None, help="write the result here")
     p.add_argument("--md", default=None, help="write the Markdown report here")
-    return p.parse_args(argv)
+    return p
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    """Command line: run, then write ``--json`` and ``--md``; 0 on success."""
-    args = parse(argv)
+def parse(argv: Sequence[str] | None = None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(prog="dpa2 bench", description=DESCRIPTION)
+    return add_arguments(p).parse_args(argv)
+
+
+def run(args: argparse.Namespace) -> int:
+    """Run the suite the parsed options ask for; write ``--json`` and ``--md`` (the
+    Markdown on stdout without either); 0 on success."""
     result = run_suite(args.sizes, args.dtype, args.backends, args.configs, args.tasks,
                        repeat=args.repeat, compile=args.compile, memory=args.memory,
                        flops=not args.no_flops, deepmd=not args.no_deepmd,
@@ -216,3 +227,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     if not (args.json or args.md):
         print(markdown(result))
     return 0
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Command line: run, then write ``--json`` and ``--md``; 0 on success."""
+    return run(parse(argv))

@@ -11,6 +11,7 @@ import argparse
 import sys
 from typing import Any, NoReturn
 
+from dpa2_bench import suite as bench
 from dpa2_core import __version__
 
 from . import freeze, md
@@ -147,10 +148,18 @@ def _train_parser(sub: Any) -> None:
     r.set_defaults(func=cmd_train)
 
 
+def _bench_parser(sub: Any) -> None:
+    """The ``bench`` sub-command (:mod:`dpa2_bench`)."""
+    b = sub.add_parser("bench", help="time dpa2 against deepmd-kit (ratios, parity)",
+                       formatter_class=_Help, epilog=EPILOG, description=bench.DESCRIPTION)
+    bench.add_arguments(b)
+    b.set_defaults(func=bench.run)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(prog="dpa2", description="DPA-2 descriptors and energy models: "
-                     "describe, eval, test, train, md and freeze (torch or JAX).", epilog=EPILOG,
-                     formatter_class=_Help)
+                     "describe, eval, test, train, md, freeze and bench (torch or JAX).",
+                     epilog=EPILOG, formatter_class=_Help)
     parser.add_argument("--version", action="version", version=f"dpa2 {__version__}")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND",
                                 parser_class=_Parser)
@@ -161,6 +170,7 @@ def build_parser() -> argparse.ArgumentParser:
     _train_parser(sub)
     md.add_parser(sub, formatter_class=_Help, epilog=EPILOG)
     freeze.add_parser(sub, formatter_class=_Help, epilog=EPILOG)
+    _bench_parser(sub)
     return parser
 
 

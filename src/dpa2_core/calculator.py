@@ -106,8 +106,9 @@ class BaseCalculator(Calculator):
 
         coord_ext: (1, nall, 3) float64, Å; atype_ext, mapping: (1, nall) int64 (-1 on
         padding); nlist: (1, nloc, nsel) int64. Returns numpy ``energy`` (1,) eV,
-        ``atom_energy`` (1, nloc) eV, ``force_ext`` (1, nall, 3) = -dE/dcoord_ext eV/Å and
-        ``virial`` (1, 3, 3) = sum over extended atoms of ``force_ext (x) coord_ext``, eV.
+        ``atom_energy`` (1, nloc) or (1, nloc, 1) eV, ``force_ext`` (1, nall, 3) =
+        -dE/dcoord_ext eV/Å and ``virial`` (1, 3, 3) or (1, 9) = sum over extended atoms of
+        ``force_ext (x) coord_ext``, eV.
         """
         raise NotImplementedError
 
@@ -194,8 +195,9 @@ class BaseCalculator(Calculator):
         forces = np.zeros_like(coord)
         np.add.at(forces, sl.mapping, force_ext)  # every image's force onto its atom
         energy = float(np.asarray(out["energy"]).reshape(-1)[0])
+        energies = np.asarray(out["atom_energy"], dtype=np.float64)[0].reshape(-1)
         self.results = {"energy": energy, "free_energy": energy, "forces": forces,
-                        "energies": np.asarray(out["atom_energy"], dtype=np.float64)[0]}
+                        "energies": energies}
         volume = 0.0 if cell is None else abs(float(np.linalg.det(cell)))
         if volume > 0:
             w = np.asarray(out["virial"], dtype=np.float64).reshape(3, 3)

@@ -66,6 +66,12 @@ def _in_precision(config: ModelConfig, params: dict, precision: str
     return new, to_jax(params, dtype=precision)
 
 
+def _check_x64(precision: str | None) -> None:
+    if precision == "float64" and not x64_enabled():
+        raise ValueError(f"dtype='float64': a float64 export needs jax_enable_x64, which is "
+                         f"off: {X64_HINT}")
+
+
 def export_model(model: Any, path: str | os.PathLike, dtype: Any = None, *,
                  head: str | None = None) -> dict:
     """Write a ``.jaxexport`` of a whole energy model (``(ModelConfig, params)``, a
@@ -80,11 +86,10 @@ def export_model(model: Any, path: str | os.PathLike, dtype: Any = None, *,
         raise ValueError(f"path={str(path)!r}: dpa2_jax writes .jaxexport (.pte/.pt2 come "
                          "from dpa2_torch.export_model)")
     name = None if dtype is None else str(getattr(dtype, "name", dtype))
+    _check_x64(name)  # before a cast to float64 that would fail less clearly
     config, params = load_model(model, head, name if name in EXPORT_PRECISIONS else None)
     precision = check_export_precision(dtype, config.descriptor.dtype_name)
-    if precision == "float64" and not x64_enabled():
-        raise ValueError(f"dtype='float64': a float64 export needs jax_enable_x64, which is "
-                         f"off: {X64_HINT}")
+    _check_x64(precision)
     int_dtype = "int64" if precision == "float64" else "int32"
     meta = build_metadata(config.descriptor, kind, precision, int_dtype,
                           {"jax": jax.__version__})

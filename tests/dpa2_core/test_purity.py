@@ -171,7 +171,8 @@ def test_importing_the_core_imports_no_backend():
     assert out == ""
 
 
-@pytest.mark.parametrize("package", ["dpa2_core", "dpa2_torch", "dpa2_jax", "dpa2_cli"])
+@pytest.mark.parametrize("package", ["dpa2_core", "dpa2_torch", "dpa2_jax", "dpa2_cli",
+                                     "dpa2_bench"])
 def test_every_module_declares_all(package):
     missing = [_rel(p) for p in sorted((SRC / package).rglob("*.py"))
                if "__all__" not in p.read_text()]
