@@ -179,8 +179,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     try:
         return args.func(args)
-    except (ValueError, FileNotFoundError, IsADirectoryError, NotADirectoryError,
-            PermissionError, ImportError) as err:
+    except (ValueError, OSError, ImportError) as err:  # OSError: missing, unreadable, full disk
         line = " ".join(str(err).split()) or type(err).__name__
         print(f"dpa2 {args.command}: error: {line}", file=sys.stderr)
         return 2

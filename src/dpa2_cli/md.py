@@ -18,7 +18,10 @@ from typing import Any
 
 import numpy as np
 
+from dpa2_core.presets import water_frame, water_model
 from dpa2_core.progress import progress_bar
+
+from . import inputs
 
 __all__ = ["add_parser", "energy_plot", "make_calculator", "read_structure", "run", "run_md",
            "thermalize"]
@@ -26,26 +29,21 @@ __all__ = ["add_parser", "energy_plot", "make_calculator", "read_structure", "ru
 LOG_HEADER = "# step  time[fs]  T[K]  Epot[eV]  Ekin[eV]  Etot[eV]"
 
 
-def read_structure(path: str | None, type_map: tuple[str, ...]) -> Any:
-    """``ase.Atoms`` of the first frame of ``path`` (any ase.io format), or the bundled
-    periodic water frame (192 atoms) when ``path`` is None."""
+def read_structure(path: str | None, type_map: tuple[str, ...], model: str = "the model"
+                   ) -> Any:
+    """``ase.Atoms`` of the first frame of ``path`` (any file ASE reads, or a deepmd-format
+    system directory), or the bundled periodic water frame (192 atoms) when ``path`` is
+    None. Damaged files and unknown elements are one-line errors naming the file (the
+    rules of every command, :func:`dpa2_cli.inputs.read_structure`)."""
     from ase import Atoms
 
     if path is None:
-        from dpa2_core.presets import water_frame
-
         coord, atype, box, symbols = water_frame()
         return Atoms([symbols[t] for t in atype], positions=coord, cell=box, pbc=True)
-    import ase.io
-
-    if not Path(path).is_file():
-        raise FileNotFoundError(f"STRUCTURE={path!r}: no such file")
-    atoms = ase.io.read(path, index=0)
-    unknown = sorted(set(atoms.get_chemical_symbols()) - set(type_map))
-    if unknown:
-        raise ValueError(f"STRUCTURE={path!r}: element(s) {unknown} not in the model's "
-                         f"type_map={list(type_map)}")
-    return atoms
+    frame = inputs.read_structure(path, type_map, "0", model)[0]
+    pbc = frame.pbc if frame.pbc is not None else frame.box is not None
+    return Atoms([type_map[t] for t in frame.atype], positions=frame.coord, cell=frame.box,
+                 pbc=pbc)
 
 
 def make_calculator(model: str, backend: str, device: str | None, dtype: str | None,
@@ -210,11 +208,9 @@ def add_parser(subparsers: Any, **common: Any) -> argparse.ArgumentParser:
 
 
 def run(args: argparse.Namespace) -> int:
-    from dpa2_core.presets import water_model
-
     model = args.model if args.model is not None else str(water_model())
     calc = make_calculator(model, args.backend, args.device, args.dtype, args.head)
-    atoms = read_structure(args.structure, calc.type_map)
+    atoms = read_structure(args.structure, calc.type_map, model)
     out = Path(args.output)
     log, png = out.with_suffix(".log"), out.with_suffix(".png")
     what = args.structure or "bundled water frame"

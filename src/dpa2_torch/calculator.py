@@ -52,6 +52,8 @@ class Calculator(BaseCalculator):
                  dtype: str | None = None, skin: float = DEFAULT_SKIN,
                  min_distance: float = MIN_DISTANCE, **kwargs: Any) -> None:
         self.device = torch.device(device)
+        if self.device.type == "cuda" and not torch.cuda.is_available():
+            raise ValueError(f"device={device!r}: torch sees no CUDA device (use 'cpu')")
         self.program: ExportedModel | None = None
         self.model: EnergyModel | None = None
         if isinstance(model, str | os.PathLike) and Path(model).suffix in _ARTIFACTS:

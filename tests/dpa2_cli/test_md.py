@@ -52,6 +52,25 @@ def test_errors_are_one_line(tmp_path, capsys):
     Atoms("NaCl", positions=[[0, 0, 0], [2.8, 0, 0]]).write(structure)
     assert main(["md", str(structure), "--model", str(MODEL_DP), "-q",
                  "-o", str(tmp_path / "x.traj")]) == 2
-    assert "['Cl', 'Na'] not in the model's type_map=['O', 'H']" in capsys.readouterr().err
+    err = capsys.readouterr().err
+    assert "nacl.xyz, frame 0: elements ['Cl', 'Na'] are not in the model's type_map" in err
+    assert "has type_map=['O', 'H']" in err
     assert main(["md", str(tmp_path / "missing.xyz"), "-q"]) == 2
     assert "no such file" in capsys.readouterr().err
+
+
+def test_nvt_steps_behind_a_progress_bar(tmp_path, capsys):
+    """Langevin really steps (the temperature moves, the total energy is not conserved)
+    and the bar reports every step on stderr."""
+    import ase.io
+
+    structure = tmp_path / "box.extxyz"
+    ase.io.write(structure, small_triclinic())
+    assert main(["md", str(structure), "--model", str(MODEL_DP), "--steps", "2",
+                 "--ensemble", "nvt", "--friction", "0.5", "-o", str(tmp_path / "nvt.traj")]) == 0
+    captured = capsys.readouterr()
+    assert "NVT 2 x 0.5 fs" in captured.out
+    assert "2/2" in captured.err
+    table = np.loadtxt(tmp_path / "nvt.log")
+    assert table.shape == (3, 6)
+    assert len(set(table[:, 2])) == 3  # T differs at every step

@@ -154,3 +154,25 @@ def test_periodic_along_some_axes(model):
     other.set_cell([atoms.cell[0], [0, 30, 0], [0, 0, 30]], scale_atoms=False)
     other.calc = Calculator(model)
     assert other.get_potential_energy() == pytest.approx(e, rel=1e-12)
+
+
+@pytest.mark.parametrize("suffix", [".yaml", ".json"])
+def test_text_model_files_by_path(suffix, tmp_path, deepmd_results):
+    """The shared model rewritten as deepmd-kit YAML/JSON gives deepmd-kit's numbers."""
+    from dpa2_core import load_deepmd_model
+    from dpa2_core.io import save_deepmd_model
+
+    path = save_deepmd_model(load_deepmd_model(MODEL_DP), tmp_path / f"m{suffix}")
+    atoms = STRUCTURES["cluster"]()
+    atoms.calc = Calculator(path)
+    ref = deepmd_results["cluster"]
+    assert rel(atoms.get_potential_energy(), ref["energy"]) <= 1e-10
+    assert rel(atoms.get_forces(), ref["forces"]) <= 1e-10
+
+
+def test_device_is_where_the_model_runs(model):
+    calc = Calculator(model, device="cpu")
+    assert calc.device.type == "cpu" and next(calc.model.parameters()).device.type == "cpu"
+    if not torch.cuda.is_available():
+        with pytest.raises(ValueError, match="device='cuda': torch sees no CUDA device"):
+            Calculator(MODEL_DP, device="cuda")
