@@ -73,6 +73,18 @@ def nve(calc, steps: int) -> np.ndarray:
     return np.asarray(total)
 
 
+def evaluation_times(runs: dict, n: int) -> dict[str, float]:
+    """Seconds per energy+forces evaluation of each calculator at its current positions,
+    interleaved like the steps: what an MD step costs at least."""
+    spent = dict.fromkeys(runs, 0.0)
+    for _ in range(n):
+        for name, (atoms, _) in runs.items():
+            tic = time.perf_counter()
+            atoms.calc.calculate(atoms, ["energy", "forces"], ["positions"])
+            spent[name] += time.perf_counter() - tic
+    return {name: s / n for name, s in spent.items()}
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rounds", type=int, default=3)
@@ -110,6 +122,12 @@ def main() -> None:
                 print(f"  {name:<11} {1e3 * s / n:8.1f} ms/step   ratio to DP {s / n / ref:5.2f}")
             builds = {k: c.nbuilds for k, c in calcs.items() if hasattr(c, "nbuilds")}
             print(f"  neighbor-list builds over {n + 2} steps: {builds}")
+            evals = evaluation_times(runs, n)
+            print("  one energy+forces evaluation at fixed positions (no list build), and the "
+                  "step's cost over it:")
+            for name, s in evals.items():
+                print(f"  {name:<11} {1e3 * s:8.1f} ms/eval   step/eval "
+                      f"{spent[name] / n / s:5.2f}")
         if args.nve_steps:
             print(f"\nNVE, velocity Verlet 0.5 fs, {args.nve_steps} steps, 300 K start:")
             for name in ("dpa2_torch", "deepmd DP"):

@@ -6,10 +6,10 @@ from __future__ import annotations
 
 import time
 
-from export_helpers import lower_inputs, run_host, structures
+from export_helpers import check_calculator_on_artifact, lower_inputs, run_host, structures
 from test_torch_export import TORCH_HOST, check, eager, energy_model
 
-from dpa2_torch import export_model, load_exported
+from dpa2_torch import Calculator, export_model, load_exported
 
 
 def test_pt2_loads_without_dpa2_and_matches_eager(tmp_path):
@@ -23,3 +23,4 @@ def test_pt2_loads_without_dpa2_and_matches_eager(tmp_path):
     check(results, "pt2", eager(energy_model(), systems, "float64"), inputs, 1e-10)
     assert results["pt2/metadata"] == {k: v for k, v in meta.items() if k != "export_seconds"}
     assert load_exported(path).metadata["kind"] == "torch-aoti-pt2"
+    check_calculator_on_artifact(Calculator, path, "float64", 1e-10)  # the calculator hook
