@@ -136,7 +136,8 @@ def _arrow_violations(path: Path) -> list[str]:
         if parts[0] == "dpa2_core":
             # the one exception: _compat.torch_load reads torch-pickled model files
             lazy_torch = parts[1:] == ("_compat.py",) and top[0] == "torch"
-            if top[0] in ("dpa2_torch", "dpa2_jax", "dpa2_cli", "torch", "jax", "jaxlib") \
+            if top[0] in ("dpa2_torch", "dpa2_jax", "dpa2_cli", "dpa2_bench", "torch", "jax",
+                          "jaxlib") \
                     and not lazy_torch:
                 bad.append(where)
             if len(parts) > 2 and parts[1] in FOLDERS and len(top) > 1 and top[0] == "dpa2_core" \
@@ -144,7 +145,7 @@ def _arrow_violations(path: Path) -> list[str]:
                 bad.append(where + f" (against the arrow {' <- '.join(FOLDERS)})")
         elif parts[0] in ("dpa2_torch", "dpa2_jax"):
             other = "dpa2_jax" if parts[0] == "dpa2_torch" else "dpa2_torch"
-            if top[0] in (other, "dpa2_cli"):
+            if top[0] in (other, "dpa2_cli", "dpa2_bench"):
                 bad.append(where)
             if top[0] == "dpa2_core" and any(p.startswith("_") for p in top[1:]):
                 bad.append(where + " (a private name of the core)")
