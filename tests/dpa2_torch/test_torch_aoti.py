@@ -1,6 +1,7 @@
-"""The .pt2 (AOTInductor) artifact end to end: OUT of the default suite (not ``test_*``)
-because one AOTInductor compile of even the tiny model takes 7-12 minutes on the 2-core
-CI host. Run it explicitly: ``pytest tests/dpa2_torch/aoti_check.py``."""
+"""The .pt2 (AOTInductor) artifact end to end: loaded without dpa2 on three systems, and
+run by the calculator. One AOTInductor compile of the tiny model (float64) costs about
+two minutes of C++ compile on the 2-core CI host, so this is the suite's one .pt2; the
+float32 trace is the .pte's (tests/dpa2_torch/test_torch_export.py)."""
 
 from __future__ import annotations
 
