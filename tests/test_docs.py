@@ -83,3 +83,17 @@ def test_every_section_the_code_cites_exists_in_the_math_page():
                if not re.search(rf"^\(sec-{n.replace('.', '-')}\)=\n#+ {re.escape(n)} ", math,
                                 re.M)]
     assert not missing, f"docs/math.md has no labelled section for §{missing}"
+
+
+def test_every_cli_command_and_option_is_on_the_cli_page(reference_tables):
+    page = (DOCS / "guides" / "cli.md").read_text()
+    commands = reference_tables.cli_commands()
+    assert {"describe", "eval", "test", "train", "md", "freeze", "bench"} <= set(commands)
+    for command, parser in commands.items():
+        assert f"\n## `dpa2 {command}`\n" in page, f"guides/cli.md: no section for {command}"
+        assert f"_generated/cli_{command}.md" in page, f"guides/cli.md: no table for {command}"
+        table = reference_tables.cli_markdown(command)
+        for action in parser._actions:
+            for name in action.option_strings or [action.metavar or action.dest]:
+                if name not in ("-h", "--help"):
+                    assert f"`{name}`" in table, f"dpa2 {command}: {name} not in its table"

@@ -4,6 +4,8 @@
   ``RepformerConfig``: name, annotation and default from ``dataclasses.fields``, the
   meaning from each field's docstring (the string right below the field, which
   autodoc reads too). A field without a docstring fails the build.
+* The ``dpa2`` command's options, one table per sub-command, from the parser itself
+  (``dpa2_cli.main.build_parser``): option strings, argument, default and help text.
 * The training-input keys are the keys ``dpa2 train`` accepts, asked from the reader
   itself (``dpa2_core.training.settings``): each section is fed an unknown key and
   the "supported: [...]" list of the error it raises is read back. Defaults come
@@ -13,12 +15,14 @@
   the reader accepts but that has no meaning there fails the build.
 
 ``write_all(folder)`` writes ``config_descriptor.md`` and ``config_training.md``,
-which ``docs/reference/config.md`` includes. ``docs/conf.py`` calls it on every
+which ``docs/reference/config.md`` includes, and ``cli_<command>.md`` for every
+sub-command, which ``docs/guides/cli.md`` includes. ``docs/conf.py`` calls it on every
 build; ``tests/test_docs.py`` calls the same functions.
 """
 
 from __future__ import annotations
 
+import argparse
 import ast
 import dataclasses
 import importlib
@@ -29,6 +33,9 @@ from typing import Any
 
 __all__ = [
     "TRAIN_KEY_DOCS",
+    "cli_commands",
+    "cli_markdown",
+    "cli_options",
     "descriptor_fields",
     "descriptor_markdown",
     "field_docs",
@@ -309,13 +316,67 @@ def training_markdown() -> str:
     return "\n".join(parts)
 
 
+def cli_commands() -> dict[str, argparse.ArgumentParser]:
+    """``{command: parser}`` of the ``dpa2`` sub-commands, in the parser's order."""
+    from dpa2_cli.main import build_parser
+
+    for action in build_parser()._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            return dict(action.choices)
+    raise RuntimeError("dpa2_cli.main.build_parser(): no sub-commands found")
+
+
+def cli_options(parser: argparse.ArgumentParser) -> list[tuple[str, str, str, str]]:
+    """``[(option, argument, default, meaning)]`` of one sub-command (``--help`` left out)."""
+    rows = []
+    for action in parser._actions:
+        if isinstance(action, argparse._HelpAction):
+            continue
+        if action.option_strings:
+            option = ", ".join(f"`{o}`" for o in action.option_strings)
+        else:
+            option = f"`{action.metavar or action.dest}`" + (" (optional)"
+                                                               if action.nargs == "?" else "")
+        if action.nargs == 0:
+            argument = "(flag)"
+        elif action.choices is not None:
+            argument = " \\| ".join(f"`{c}`" for c in action.choices)
+        else:
+            argument = f"`{action.metavar or action.dest.upper()}`"
+        if action.nargs in ("+", "*"):
+            argument += " ..."
+        # identity, not equality: a default of 0 is shown, None and False (flags) are not
+        if (any(action.default is v for v in (None, False, argparse.SUPPRESS))
+                or not action.option_strings):
+            default = ""
+        elif isinstance(action.default, list | tuple):
+            default = "`" + " ".join(str(v) for v in action.default) + "`"
+        else:
+            default = f"`{action.default}`"
+        text = (action.help or "") % {"default": action.default, "prog": parser.prog}
+        if action.required:
+            text = "required; " + text
+        rows.append((option, argument, default, " ".join(text.split())))
+    return rows
+
+
+def cli_markdown(command: str) -> str:
+    """The options table (Markdown) of ``dpa2 COMMAND``."""
+    parser = cli_commands()[command]
+    lines = ["| option | argument | default | meaning |", "|---|---|---|---|"]
+    lines += [f"| {o} | {a} | {d} | {_cell(m)} |" for o, a, d, m in cli_options(parser)]
+    return "\n".join(lines) + "\n"
+
+
 def write_all(folder: str | Path) -> list[Path]:
-    """Write both generated pages into ``folder`` (only when their text changed)."""
+    """Write the generated pages into ``folder`` (only when their text changed)."""
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
     written = []
-    for name, text in (("config_descriptor.md", descriptor_markdown()),
-                       ("config_training.md", training_markdown())):
+    pages = [("config_descriptor.md", descriptor_markdown()),
+             ("config_training.md", training_markdown())]
+    pages += [(f"cli_{command}.md", cli_markdown(command)) for command in cli_commands()]
+    for name, text in pages:
         path = folder / name
         if not path.exists() or path.read_text() != text:
             path.write_text(text)
