@@ -5,6 +5,7 @@ validation columns included, and the final parameters)."""
 from __future__ import annotations
 
 import argparse
+import importlib
 import json
 import os
 import signal
@@ -13,6 +14,7 @@ import sys
 from pathlib import Path
 
 import jax
+import jax.numpy as jnp
 import numpy as np
 import pytest
 from conftest import tiny_dict
@@ -178,3 +180,78 @@ def test_nonfinite_loss_stops_or_is_skipped(tmp_path, monkeypatch):
     assert result["skipped"] == 1 and result["step"] == 4
     for name in ("model.ckpt-2.npz", "model.ckpt-4.npz"):
         assert all(np.isfinite(x).all() for x in _leaves(tmp_path / "skip" / name))
+
+
+class Lines:
+    def __init__(self) -> None:
+        self.text = ""
+
+    def write(self, text: str) -> None:
+        self.text += text
+
+    def flush(self) -> None:
+        pass
+
+
+def _nan_gradient(monkeypatch, call: int) -> list:
+    """The ``call``-th training batch gets a NaN gradient and a finite loss: its energy
+    label is set to 0 (a finite, if large, loss), and the loss gains ``0 * sqrt(u)`` with
+    ``u = 0 * sum(params) + sum(label**2)``, which adds 0 to the loss but whose derivative
+    at ``u = 0`` (that batch only) is ``0 * inf = NaN``. Returns a list that then holds
+    the (system, frames) of the poisoned batch."""
+    module = importlib.import_module("dpa2_jax.training.trainer")
+    real, draw, count, drawn = module.loss_and_metrics, Sampler.next, [0], []
+
+    def loss_and_metrics(params, config, batch, pref_e, pref_f):
+        loss, metrics = real(params, config, batch, pref_e, pref_f)
+        u = 0 * sum(jnp.sum(x) for x in jax.tree.leaves(params)) + jnp.sum(batch.energy ** 2)
+        return loss + 0 * jnp.sqrt(u), metrics
+
+    def next_(self):
+        b = draw(self)
+        if self.systems[0].path.name != "train":  # the validation sampler
+            return b
+        count[0] += 1
+        if count[0] != call:
+            return b
+        drawn.append(self.drawn)
+        return b._replace(energy=np.zeros_like(b.energy))
+
+    monkeypatch.setattr(module, "loss_and_metrics", loss_and_metrics)
+    monkeypatch.setattr(Sampler, "next", next_)
+    return drawn
+
+
+def test_nonfinite_gradient_with_a_finite_loss_stops_or_is_skipped(tmp_path, monkeypatch):
+    # an unusual clipping norm (never reached): a static argument of the jit step no other
+    # test uses, so the step is traced again, with the poisoned loss
+    path = small_input(tmp_path, steps=4, gradient_max_norm=1e9)
+    d = json.loads(path.read_text())
+    drawn = _nan_gradient(monkeypatch, 3)
+    with pytest.raises(NonFiniteError) as err:
+        _train(path, tmp_path / "stop")
+    (k, idx), = drawn
+    assert str(err.value).startswith(f"step 3: non-finite gradient on the batch of system {k} "
+                                     f"({tmp_path / 'data' / 'train'}) frames "
+                                     f"{[int(i) for i in idx]}; ")
+    assert "model.ckpt-2.npz" in str(err.value)
+    assert [p.name for p in checkpoints.checkpoints(tmp_path / "stop", "model.ckpt",
+                                                    ".npz")] == ["model.ckpt-2.npz"]
+    assert all(np.isfinite(x).all() for x in _leaves(tmp_path / "stop" / "model.ckpt-2.npz"))
+    d["training"]["nan_policy"] = "skip"
+    path.write_text(json.dumps(d))
+    drawn = _nan_gradient(monkeypatch, 2)
+    log = Lines()
+    result = train(TrainInput.from_file(path), tmp_path / "skip", out=log, progress=False)
+    assert result["skipped"] == 1 and result["step"] == 4
+    (k, idx), = drawn
+    lines = [line for line in log.text.splitlines() if "non-finite" in line]
+    assert lines == [f"step 2: non-finite gradient on the batch of system {k} "
+                     f"({tmp_path / 'data' / 'train'}) frames {[int(i) for i in idx]}: batch "
+                     "skipped (1 skipped so far)",
+                     "skipped 1 batch(es) with a non-finite loss or gradient"]
+    rows = lcurve.read(tmp_path / "skip" / "lcurve.out")[1]
+    assert np.isfinite(rows).all()  # the loss of the skipped batch was finite
+    first, last = (_leaves(tmp_path / "skip" / f"model.ckpt-{n}.npz") for n in (2, 4))
+    assert all(np.isfinite(x).all() for x in last)
+    assert any(not np.array_equal(a, b) for a, b in zip(first, last, strict=True))
