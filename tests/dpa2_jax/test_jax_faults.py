@@ -117,21 +117,42 @@ def _assert_same(out: Path, reference) -> None:
         np.testing.assert_array_equal(a, b)
 
 
-def test_sigkill_inside_a_checkpoint_write_then_restart_repeats_the_run(tmp_path, reference):
-    out = tmp_path / "out"
-    env = {**os.environ, "PYTHONPATH": str(SRC), "OMP_NUM_THREADS": "1",
-           faults.ENV: "kill@written=model.ckpt-4.npz"}
-    proc = subprocess.run([sys.executable, "-m", "dpa2_cli", "train", str(reference[0]),
-                           "--backend", "jax", "--output", str(out)], env=env,
+def _cli(input_path: Path, out: Path, fault: str, *extra: str):
+    """``dpa2 train --backend jax`` in a child process under ``fault``; the children share
+    a compilation cache (the second one skips the compilation of the first)."""
+    cache = out.parent / "jax-cache"
+    env = {**os.environ, "PYTHONPATH": str(SRC), "OMP_NUM_THREADS": "1", faults.ENV: fault,
+           "JAX_COMPILATION_CACHE_DIR": str(cache),
+           "JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS": "0",
+           "JAX_PERSISTENT_CACHE_MIN_ENTRY_SIZE_BYTES": "0"}
+    return subprocess.run([sys.executable, "-m", "dpa2_cli", "train", str(input_path),
+                           "--backend", "jax", "--output", str(out), *extra], env=env,
                           capture_output=True, text=True, timeout=300)
+
+
+def test_sigkill_at_seeded_moments_then_restart_repeats_the_run(tmp_path, reference):
+    """Killed in the middle of writing checkpoint 4 (torn temporary file), restarted from
+    the newest complete one, killed again at a seeded step, restarted: lcurve.out and the
+    parameters are those of the uninterrupted run."""
+    out = tmp_path / "out"
+    kill_step = int(np.random.default_rng(14).integers(4, STEPS))  # after a lcurve row
+    proc = _cli(reference[0], out, "kill@written=model.ckpt-4.npz")
     assert proc.returncode == -signal.SIGKILL, proc.stderr[-2000:]
     assert (out / "checkpoint").read_text() == "model.ckpt-2.npz\n"
     assert [p.name for p in checkpoints.checkpoints(out, "model.ckpt", ".npz")] == \
         ["model.ckpt-2.npz"]
     assert (out / ".model.ckpt-4.npz.tmp").is_file()  # torn, never renamed
-    _train(reference[0], out, out / "model.ckpt-2.npz")
+    proc = _cli(reference[0], out, f"kill@step={kill_step}", "--restart",
+                str(out / "model.ckpt-2.npz"))
+    assert proc.returncode == -signal.SIGKILL, proc.stderr[-2000:]
+    assert not (out / ".model.ckpt-4.npz.tmp").exists()  # cleared by the restart
+    newest = checkpoints.latest(out, "model.ckpt", ".npz")
+    assert checkpoints.step_of(newest, "model.ckpt", ".npz") == (kill_step - 1) // 2 * 2
+    # (the fault fires before the killed step's own checkpoint is written)
+    rows = lcurve.read(out / "lcurve.out")[1][:, 0].tolist()
+    assert rows == list(range(1, kill_step))  # the row of the killed step never written
+    _train(reference[0], out, newest)
     _assert_same(out, reference)
-    assert not (out / ".model.ckpt-4.npz.tmp").exists()
 
 
 def test_sigterm_saves_then_restart_repeats_the_run(tmp_path, reference, monkeypatch, capsys):
