@@ -20,6 +20,7 @@ import pytest
 from conftest import tiny_dict
 from oracle import WATER
 
+from dpa2_cli.main import main
 from dpa2_core.training import checkpoints, faults, lcurve
 from dpa2_core.training.guards import NonFiniteError
 from dpa2_core.training.settings import TrainInput
@@ -167,6 +168,20 @@ def test_sigterm_saves_then_restart_repeats_the_run(tmp_path, reference, monkeyp
         cli_train(args)
     assert cli_train(argparse.Namespace(**{**vars(args), "restart":
                                            str(out / "model.ckpt-3.npz")})) == 0
+    _assert_same(out, reference)
+
+
+def test_ctrl_c_through_dpa2_train_saves_returns_130_and_restart_repeats_the_run(
+        tmp_path, reference, monkeypatch, capsys):
+    out, ckpt = tmp_path / "out", tmp_path / "out" / "model.ckpt-3.npz"
+    cmd = ["train", str(reference[0]), "--backend", "jax", "--output", str(out)]
+    monkeypatch.setenv(faults.ENV, "int@step=3")
+    assert main(cmd) == 130
+    assert f"SIGINT received: stopped after step 3, saved '{ckpt}'; continue with: dpa2 " \
+           f"train INPUT --restart {ckpt}" in capsys.readouterr().out
+    assert (out / "checkpoint").read_text() == "model.ckpt-3.npz\n"
+    monkeypatch.delenv(faults.ENV)
+    assert main([*cmd, "--restart", str(ckpt)]) == 0
     _assert_same(out, reference)
 
 
