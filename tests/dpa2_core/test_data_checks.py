@@ -92,16 +92,20 @@ def test_bad_data_is_named(tmp_path, case):
     assert str(root) in str(err.value)
 
 
-def test_train_names_bad_validation_data_before_any_step(tmp_path, capsys):
-    """Through the command line: one line on stderr, exit 2, no traceback, nothing
-    trained (no checkpoint, no lcurve row)."""
+@pytest.mark.parametrize("which", ["training_data", "validation_data"])
+@pytest.mark.parametrize("backend", ["torch", "jax"])
+def test_train_names_bad_data_before_any_step(tmp_path, capsys, backend, which):
+    """Through the command line, on both backends, for a bad training or validation
+    system: one line on stderr, exit 2, no traceback, nothing trained (no checkpoint, no
+    lcurve row)."""
     bad = _system(tmp_path / "bad")
     _edit(bad, "force", lambda x: _nan_at(x, 1))
     d = json.loads(tiny_input(tmp_path).read_text())
-    d["training"]["validation_data"]["systems"] = [str(WATER / "data_3"), str(bad)]
+    d["training"][which]["systems"].append(str(bad))
     (tmp_path / "input.json").write_text(json.dumps(d))
     out = tmp_path / "run"
-    assert main(["train", str(tmp_path / "input.json"), "--output", str(out)]) == 2
+    assert main(["train", str(tmp_path / "input.json"), "--backend", backend,
+                 "--output", str(out)]) == 2
     lines = capsys.readouterr().err.strip().splitlines()
     assert lines == [f"dpa2 train: error: system={str(bad)!r}: set.000/force.npy: frame 1 "
                      "holds NaN or inf"]

@@ -5,6 +5,7 @@ validation columns included, and the final parameters)."""
 from __future__ import annotations
 
 import argparse
+import importlib
 import json
 import os
 import signal
@@ -13,11 +14,13 @@ import sys
 from pathlib import Path
 
 import jax
+import jax.numpy as jnp
 import numpy as np
 import pytest
 from conftest import tiny_dict
 from oracle import WATER
 
+from dpa2_cli.main import main
 from dpa2_core.training import checkpoints, faults, lcurve
 from dpa2_core.training.guards import NonFiniteError
 from dpa2_core.training.settings import TrainInput
@@ -115,21 +118,42 @@ def _assert_same(out: Path, reference) -> None:
         np.testing.assert_array_equal(a, b)
 
 
-def test_sigkill_inside_a_checkpoint_write_then_restart_repeats_the_run(tmp_path, reference):
-    out = tmp_path / "out"
-    env = {**os.environ, "PYTHONPATH": str(SRC), "OMP_NUM_THREADS": "1",
-           faults.ENV: "kill@written=model.ckpt-4.npz"}
-    proc = subprocess.run([sys.executable, "-m", "dpa2_cli", "train", str(reference[0]),
-                           "--backend", "jax", "--output", str(out)], env=env,
+def _cli(input_path: Path, out: Path, fault: str, *extra: str):
+    """``dpa2 train --backend jax`` in a child process under ``fault``; the children share
+    a compilation cache (the second one skips the compilation of the first)."""
+    cache = out.parent / "jax-cache"
+    env = {**os.environ, "PYTHONPATH": str(SRC), "OMP_NUM_THREADS": "1", faults.ENV: fault,
+           "JAX_COMPILATION_CACHE_DIR": str(cache),
+           "JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS": "0",
+           "JAX_PERSISTENT_CACHE_MIN_ENTRY_SIZE_BYTES": "0"}
+    return subprocess.run([sys.executable, "-m", "dpa2_cli", "train", str(input_path),
+                           "--backend", "jax", "--output", str(out), *extra], env=env,
                           capture_output=True, text=True, timeout=300)
+
+
+def test_sigkill_at_seeded_moments_then_restart_repeats_the_run(tmp_path, reference):
+    """Killed in the middle of writing checkpoint 4 (torn temporary file), restarted from
+    the newest complete one, killed again at a seeded step, restarted: lcurve.out and the
+    parameters are those of the uninterrupted run."""
+    out = tmp_path / "out"
+    kill_step = int(np.random.default_rng(14).integers(4, STEPS))  # after a lcurve row
+    proc = _cli(reference[0], out, "kill@written=model.ckpt-4.npz")
     assert proc.returncode == -signal.SIGKILL, proc.stderr[-2000:]
     assert (out / "checkpoint").read_text() == "model.ckpt-2.npz\n"
     assert [p.name for p in checkpoints.checkpoints(out, "model.ckpt", ".npz")] == \
         ["model.ckpt-2.npz"]
     assert (out / ".model.ckpt-4.npz.tmp").is_file()  # torn, never renamed
-    _train(reference[0], out, out / "model.ckpt-2.npz")
+    proc = _cli(reference[0], out, f"kill@step={kill_step}", "--restart",
+                str(out / "model.ckpt-2.npz"))
+    assert proc.returncode == -signal.SIGKILL, proc.stderr[-2000:]
+    assert not (out / ".model.ckpt-4.npz.tmp").exists()  # cleared by the restart
+    newest = checkpoints.latest(out, "model.ckpt", ".npz")
+    assert checkpoints.step_of(newest, "model.ckpt", ".npz") == (kill_step - 1) // 2 * 2
+    # (the fault fires before the killed step's own checkpoint is written)
+    rows = lcurve.read(out / "lcurve.out")[1][:, 0].tolist()
+    assert rows == list(range(1, kill_step))  # the row of the killed step never written
+    _train(reference[0], out, newest)
     _assert_same(out, reference)
-    assert not (out / ".model.ckpt-4.npz.tmp").exists()
 
 
 def test_sigterm_saves_then_restart_repeats_the_run(tmp_path, reference, monkeypatch, capsys):
@@ -144,6 +168,20 @@ def test_sigterm_saves_then_restart_repeats_the_run(tmp_path, reference, monkeyp
         cli_train(args)
     assert cli_train(argparse.Namespace(**{**vars(args), "restart":
                                            str(out / "model.ckpt-3.npz")})) == 0
+    _assert_same(out, reference)
+
+
+def test_ctrl_c_through_dpa2_train_saves_returns_130_and_restart_repeats_the_run(
+        tmp_path, reference, monkeypatch, capsys):
+    out, ckpt = tmp_path / "out", tmp_path / "out" / "model.ckpt-3.npz"
+    cmd = ["train", str(reference[0]), "--backend", "jax", "--output", str(out)]
+    monkeypatch.setenv(faults.ENV, "int@step=3")
+    assert main(cmd) == 130
+    assert f"SIGINT received: stopped after step 3, saved '{ckpt}'; continue with: dpa2 " \
+           f"train INPUT --restart {ckpt}" in capsys.readouterr().out
+    assert (out / "checkpoint").read_text() == "model.ckpt-3.npz\n"
+    monkeypatch.delenv(faults.ENV)
+    assert main([*cmd, "--restart", str(ckpt)]) == 0
     _assert_same(out, reference)
 
 
@@ -178,3 +216,78 @@ def test_nonfinite_loss_stops_or_is_skipped(tmp_path, monkeypatch):
     assert result["skipped"] == 1 and result["step"] == 4
     for name in ("model.ckpt-2.npz", "model.ckpt-4.npz"):
         assert all(np.isfinite(x).all() for x in _leaves(tmp_path / "skip" / name))
+
+
+class Lines:
+    def __init__(self) -> None:
+        self.text = ""
+
+    def write(self, text: str) -> None:
+        self.text += text
+
+    def flush(self) -> None:
+        pass
+
+
+def _nan_gradient(monkeypatch, call: int) -> list:
+    """The ``call``-th training batch gets a NaN gradient and a finite loss: its energy
+    label is set to 0 (a finite, if large, loss), and the loss gains ``0 * sqrt(u)`` with
+    ``u = 0 * sum(params) + sum(label**2)``, which adds 0 to the loss but whose derivative
+    at ``u = 0`` (that batch only) is ``0 * inf = NaN``. Returns a list that then holds
+    the (system, frames) of the poisoned batch."""
+    module = importlib.import_module("dpa2_jax.training.trainer")
+    real, draw, count, drawn = module.loss_and_metrics, Sampler.next, [0], []
+
+    def loss_and_metrics(params, config, batch, pref_e, pref_f):
+        loss, metrics = real(params, config, batch, pref_e, pref_f)
+        u = 0 * sum(jnp.sum(x) for x in jax.tree.leaves(params)) + jnp.sum(batch.energy ** 2)
+        return loss + 0 * jnp.sqrt(u), metrics
+
+    def next_(self):
+        b = draw(self)
+        if self.systems[0].path.name != "train":  # the validation sampler
+            return b
+        count[0] += 1
+        if count[0] != call:
+            return b
+        drawn.append(self.drawn)
+        return b._replace(energy=np.zeros_like(b.energy))
+
+    monkeypatch.setattr(module, "loss_and_metrics", loss_and_metrics)
+    monkeypatch.setattr(Sampler, "next", next_)
+    return drawn
+
+
+def test_nonfinite_gradient_with_a_finite_loss_stops_or_is_skipped(tmp_path, monkeypatch):
+    # an unusual clipping norm (never reached): a static argument of the jit step no other
+    # test uses, so the step is traced again, with the poisoned loss
+    path = small_input(tmp_path, steps=4, gradient_max_norm=1e9)
+    d = json.loads(path.read_text())
+    drawn = _nan_gradient(monkeypatch, 3)
+    with pytest.raises(NonFiniteError) as err:
+        _train(path, tmp_path / "stop")
+    (k, idx), = drawn
+    assert str(err.value).startswith(f"step 3: non-finite gradient on the batch of system {k} "
+                                     f"({tmp_path / 'data' / 'train'}) frames "
+                                     f"{[int(i) for i in idx]}; ")
+    assert "model.ckpt-2.npz" in str(err.value)
+    assert [p.name for p in checkpoints.checkpoints(tmp_path / "stop", "model.ckpt",
+                                                    ".npz")] == ["model.ckpt-2.npz"]
+    assert all(np.isfinite(x).all() for x in _leaves(tmp_path / "stop" / "model.ckpt-2.npz"))
+    d["training"]["nan_policy"] = "skip"
+    path.write_text(json.dumps(d))
+    drawn = _nan_gradient(monkeypatch, 2)
+    log = Lines()
+    result = train(TrainInput.from_file(path), tmp_path / "skip", out=log, progress=False)
+    assert result["skipped"] == 1 and result["step"] == 4
+    (k, idx), = drawn
+    lines = [line for line in log.text.splitlines() if "non-finite" in line]
+    assert lines == [f"step 2: non-finite gradient on the batch of system {k} "
+                     f"({tmp_path / 'data' / 'train'}) frames {[int(i) for i in idx]}: batch "
+                     "skipped (1 skipped so far)",
+                     "skipped 1 batch(es) with a non-finite loss or gradient"]
+    rows = lcurve.read(tmp_path / "skip" / "lcurve.out")[1]
+    assert np.isfinite(rows).all()  # the loss of the skipped batch was finite
+    first, last = (_leaves(tmp_path / "skip" / f"model.ckpt-{n}.npz") for n in (2, 4))
+    assert all(np.isfinite(x).all() for x in last)
+    assert any(not np.array_equal(a, b) for a, b in zip(first, last, strict=True))

@@ -102,7 +102,8 @@ def test_sigkill_at_seeded_moments_then_restart_repeats_the_run(tmp_path, refere
                   fault=f"kill@step={kill_step}")
     assert second.returncode == -signal.SIGKILL, second.stderr[-2000:]
     newest = checkpoints.latest(out, "model.ckpt", ".pt")
-    assert checkpoints.step_of(newest, "model.ckpt", ".pt") == kill_step - kill_step % 2
+    assert checkpoints.step_of(newest, "model.ckpt", ".pt") == (kill_step - 1) // 2 * 2
+    # (the fault fires before the killed step's own checkpoint is written)
     trainer = _finish(inp_path, out, newest)
     assert (out / "lcurve.out").read_text() == ref_curve
     _assert_same(trainer.model.state_dict(), ref_params)
@@ -189,3 +190,91 @@ def test_nan_policy_skip_drops_the_batch_and_counts_it(tmp_path):
     after = trainer.model.state_dict()
     assert all(torch.isfinite(x).all() for x in after.values())
     assert any(not torch.equal(before[k], after[k]) for k in before)  # the others trained
+
+
+def _nan_gradient(trainer: Trainer, call: int) -> list:
+    """The ``call``-th backward pass gives one parameter a NaN gradient; the loss of that
+    batch stays finite (the labels and the forward pass are untouched). Returns a list
+    that then holds the (system, frames) of the poisoned batch."""
+    param, count = next(p for p in trainer.model.parameters() if p.requires_grad), [0]
+    drawn: list = []
+
+    def hook(grad: torch.Tensor) -> torch.Tensor:
+        count[0] += 1
+        if count[0] != call:
+            return grad
+        drawn.append(trainer.train_data.drawn)
+        return grad * float("nan")
+
+    param.register_hook(hook)
+    return drawn
+
+
+def test_nonfinite_gradient_with_a_finite_loss_stops_naming_the_gradient(tmp_path):
+    path = tiny_input(tmp_path, steps=4, save_freq=2)
+    out = tmp_path / "out"
+    trainer = Trainer(TrainInput.from_file(path), out, log=quiet)
+    _nan_gradient(trainer, 3)
+    with pytest.raises(NonFiniteError) as err:
+        trainer.run()
+    k, idx = trainer.train_data.drawn
+    assert str(err.value).startswith(
+        f"step 3: non-finite gradient on the batch of system {k} (")
+    assert f"frames {idx}" in str(err.value) and "model.ckpt-2.pt" in str(err.value)
+    assert trainer.step == 2
+    assert [p.name for p in checkpoints.checkpoints(out, "model.ckpt", ".pt")] == \
+        ["model.ckpt-2.pt"]
+    for name, x in _params(out / "model.ckpt-2.pt").items():
+        assert torch.isfinite(x).all(), name
+    assert all(torch.isfinite(x).all() for x in trainer.model.state_dict().values())
+
+
+def test_nan_policy_skip_drops_a_nonfinite_gradient_and_counts_it(tmp_path):
+    d = json.loads(tiny_input(tmp_path, steps=3, save_freq=3).read_text())
+    d["training"]["nan_policy"] = "skip"
+    lines: list[str] = []
+    trainer = Trainer(TrainInput.from_dict(d), tmp_path / "out", log=lines.append)
+    drawn = _nan_gradient(trainer, 2)
+    trainer.run()
+    assert trainer.skipped == 1 and trainer.step == 3
+    (k, idx), = drawn
+    assert [line for line in lines if "non-finite" in line] == [
+        f"step 2: non-finite gradient on the batch of system {k} "
+        f"({trainer.train_data.paths[k]}) frames {[int(i) for i in idx]}: batch skipped "
+        "(1 skipped so far)",
+        "skipped 1 batch(es) with a non-finite loss or gradient"]
+    assert all(torch.isfinite(x).all() for x in trainer.model.state_dict().values())
+
+
+def test_ctrl_c_saves_returns_130_and_restart_repeats_the_run(
+        tmp_path, reference, monkeypatch, capsys):
+    inp_path, ref_curve, ref_params = reference
+    out = tmp_path / "out"
+    monkeypatch.setenv(faults.ENV, "int@step=3")
+    assert main(["train", str(inp_path), "--output", str(out)]) == 130
+    text = capsys.readouterr().out
+    ckpt = out / "model.ckpt-3.pt"
+    assert f"SIGINT received: stopped after step 3, saved '{ckpt}'; continue with: dpa2 " \
+           f"train INPUT --restart {ckpt}" in text
+    assert (out / "checkpoint").read_text() == "model.ckpt-3.pt\n"
+    monkeypatch.delenv(faults.ENV)
+    assert main(["train", str(inp_path), "--output", str(out), "--restart", str(ckpt)]) == 0
+    assert (out / "lcurve.out").read_text() == ref_curve
+    _assert_same(_params(out / f"model.ckpt-{STEPS}.pt"), ref_params)
+
+
+def test_force_overwrites_another_run_end_to_end(tmp_path, reference, capsys):
+    inp_path, out = reference[0], tmp_path / "out"
+    assert main(["train", str(inp_path), "--output", str(out), "--steps", "4"]) == 0
+    assert [p.name for p in checkpoints.checkpoints(out, "model.ckpt", ".pt")] == \
+        ["model.ckpt-2.pt", "model.ckpt-4.pt"]
+    capsys.readouterr()
+    assert main(["train", str(inp_path), "--output", str(out), "--steps", "2"]) == 2
+    assert "holds checkpoints of another run" in capsys.readouterr().err
+    assert main(["train", str(inp_path), "--output", str(out), "--steps", "2",
+                 "--force"]) == 0
+    assert [p.name for p in checkpoints.checkpoints(out, "model.ckpt", ".pt")] == \
+        ["model.ckpt-2.pt"]  # the old run's step-4 file is gone
+    assert (out / "checkpoint").read_text() == "model.ckpt-2.pt\n"
+    assert torch.load(out / "model.ckpt.pt", weights_only=True)["step"] == 2
+    assert lcurve.read(out / "lcurve.out")[1][:, 0].tolist() == [1, 2]  # no old rows
