@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import zipfile
 from pathlib import Path
 from typing import Any, NamedTuple
@@ -98,6 +99,12 @@ class TrainingCheckpoint(NamedTuple):
     input: dict | None
 
 
+# A YAML mapping's first key (``backend:``, ``model:``, ``'@class':``): the content of a
+# YAML model whatever its suffix, while a structure or lcurve file never opens this way
+# (and is not parsed as YAML at all, which for a large file would take seconds).
+_YAML_KEY = re.compile(rb"""['"]?[@\w-]+['"]?:(\s|$)""")
+
+
 def _where(path: Path) -> str:
     return str(path)
 
@@ -126,7 +133,7 @@ def _text_tree(path: Path, head: bytes) -> _Inspected:
         except (ValueError, UnicodeDecodeError):
             return _Inspected("unknown", None)
         return _Inspected(_classify_tree(tree, "deepmd-json"), tree)
-    if path.suffix.lower() in (".yaml", ".yml"):
+    if path.suffix.lower() in (".yaml", ".yml") or _YAML_KEY.match(text):
         try:
             import yaml
 
