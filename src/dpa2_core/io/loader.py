@@ -56,11 +56,14 @@ KINDS: dict[str, tuple[str, str]] = {
     "dpa2-describe-output": ("the output of `dpa2 describe` (descriptors, not a model)",
                              "numpy.load"),
     "torch-export-pte": ("an exported torch program (.pte)",
+                         "`dpa2 eval`/`dpa2 test --model`, "
                          "dpa2_torch.Calculator / dpa2_torch.load_exported / torch.export.load"),
     "torch-aoti-pt2": ("an AOTInductor package (.pt2)",
+                       "`dpa2 eval`/`dpa2 test --model`, "
                        "dpa2_torch.Calculator / dpa2_torch.load_exported / "
                        "torch._inductor.aoti_load_package"),
     "jax-export": ("an exported JAX program (.jaxexport)",
+                   "`dpa2 eval`/`dpa2 test --model`, "
                    "dpa2_jax.Calculator / dpa2_jax.load_exported / jax.export.deserialize"),
     "npz": ("a numpy .npz archive that is no dpa2 file", "numpy.load"),
     "hdf5": ("an HDF5 file that is no deepmd-kit model", "h5py"),
