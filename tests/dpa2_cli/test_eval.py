@@ -200,6 +200,10 @@ def test_eval_and_test_run_an_exported_artifact(cell, jaxexport, dp_reference, t
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "--backend torch" in err and "--backend jax" in err
     assert not (tmp_path / "x.npz").exists()
+    from dpa2_cli.models import open_model
+
+    # no --backend: the artifact's own framework (torch for every other model file)
+    assert open_model(jaxexport).backend == "jax" and open_model(MODEL_DP).backend == "torch"
 
 
 def test_eval_and_test_show_a_progress_bar_with_its_total(cell, tmp_path, capsys):
