@@ -96,7 +96,7 @@ def cmd_eval(args: argparse.Namespace) -> int:
     elapsed = time.perf_counter() - start
     writer = _write_npz if output.suffix.lower() == ".npz" else _write_extxyz
     writer(output, frames, results, predictor.type_map)
-    print(f"dpa2 eval: model {args.model} ({args.backend}, {args.device}); structure "
+    print(f"dpa2 eval: model {args.model} ({predictor.backend}, {args.device}); structure "
           f"{args.structure} ({len(frames)} frame(s))")
     print("\n".join(summary(results, frames)))
     print(f"  time: {elapsed:.2f} s; energies, per-atom energies, forces"

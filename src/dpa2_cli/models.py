@@ -3,7 +3,10 @@
 :func:`open_model` reads any model file through :func:`dpa2_core.io.load_model` and
 returns a :class:`Predictor` whose :meth:`Predictor.predict` gives energy, per-atom
 energies, forces and virial of one frame as numpy. ``dpa2 eval`` and ``dpa2 test`` both
-use it; it is the one small function a later ASE calculator can stand in for.
+use it. An exported artifact (``.pte``/``.pt2``/``.jaxexport`` of ``dpa2 freeze``), which
+:func:`dpa2_core.io.load_model` does not read, runs through the calculator of its framework
+(:class:`ArtifactPredictor`): its neighbor list, input checks and ghost-force folding are
+the calculators' own, not a second copy here.
 """
 
 from __future__ import annotations
@@ -14,16 +17,21 @@ from typing import Any
 
 import numpy as np
 
+from dpa2_core.io.artifacts import ARTIFACT_KINDS
 from dpa2_core.io.deepmd_model import DeepmdModel
-from dpa2_core.io.loader import load_model
+from dpa2_core.io.loader import load_model, model_kind
 from dpa2_core.io.structures import Frame
 from dpa2_core.neighbors.extension import extension
 
-__all__ = ["BACKENDS", "DEVICES", "Predictor", "backend_module", "open_model"]
+__all__ = ["ARTIFACT_BACKENDS", "ArtifactPredictor", "BACKENDS", "DEVICES", "Predictor",
+           "backend_module", "open_model"]
 
 BACKENDS = ("torch", "jax")
 DEVICES = ("cpu", "cuda")
 _BUCKET = 64  # extended-atom count rounded up: frames of one file share a jax compile
+# artifact kind (dpa2_core.io.model_kind) -> the backend whose calculator runs it
+ARTIFACT_BACKENDS = {kind: "jax" if kind == "jax-export" else "torch"
+                     for kind in ARTIFACT_KINDS.values()}
 
 
 def backend_module(name: str, module: str | None = None) -> Any:
@@ -50,10 +58,7 @@ class Predictor:
     energy () eV, atom_energy (nloc,) eV, force (nloc, 3) eV/Å, virial (3, 3) eV."""
 
     def __init__(self, record: DeepmdModel, source: str, backend: str, device: str) -> None:
-        if backend not in BACKENDS:
-            raise ValueError(f"--backend {backend!r}: choose one of {BACKENDS}")
-        if device not in DEVICES:
-            raise ValueError(f"--device {device!r}: choose one of {DEVICES}")
+        _checked(backend, device)
         self.record, self.source, self.backend, self.device = record, source, backend, device
         self.config = record.config
         self.type_map = list(record.config.type_map or ())
@@ -116,7 +121,76 @@ class Predictor:
         return {k: np.asarray(v, dtype=np.float64) for k, v in out.items()}
 
 
-def open_model(path: str | Path, head: str | None = None, backend: str = "torch",
-               device: str = "cpu") -> Predictor:
-    """A :class:`Predictor` for any model file :func:`dpa2_core.io.load_model` reads."""
-    return Predictor(load_model(path, head), str(path), backend, device)
+def _checked(backend: str, device: str) -> None:
+    if backend not in BACKENDS:
+        raise ValueError(f"--backend {backend!r}: choose one of {BACKENDS}")
+    if device not in DEVICES:
+        raise ValueError(f"--device {device!r}: choose one of {DEVICES}")
+
+
+class ArtifactPredictor:
+    """An exported artifact run by its framework's calculator (``dpa2_torch.Calculator`` /
+    ``dpa2_jax.Calculator``); ``predict(frame)`` -> the numpy dict of :class:`Predictor`.
+
+    The virial is the artifact's own (3, 3) output, read where the calculator hands the
+    lower call's answer back (:meth:`BaseCalculator._evaluate`), since ASE's stress keeps
+    only its symmetric part and an open frame has none.
+    """
+
+    def __init__(self, path: str | Path, kind: str, backend: str, device: str) -> None:
+        _checked(backend, device)
+        self.source, self.backend, self.device = str(path), backend, device
+        if backend == "jax":
+            jax = backend_module("jax", "jax")
+            if kind == "jax-export":  # x64 before loading: a float64 program needs it
+                jax.config.update("jax_enable_x64", True)
+        shim = backend_module(backend)
+        lower: dict[str, Any] = {}
+
+        class Recording(shim.Calculator):
+            def _evaluate(self, *args: Any) -> dict[str, np.ndarray]:
+                out = super()._evaluate(*args)
+                lower.update(out)
+                return out
+
+        jax_device = "gpu" if device == "cuda" else "cpu"
+        try:
+            self.calc = Recording(str(path), device=jax_device if backend == "jax" else device)
+        except RuntimeError as err:  # jax.devices("gpu") without a GPU
+            raise ValueError(f"--device {device}: {backend} cannot run {path} there ({err}); "
+                             "use --device cpu") from err
+        self._lower = lower
+        self.type_map = list(self.calc.type_map)
+
+    def predict(self, frame: Frame) -> dict[str, np.ndarray]:
+        import ase
+
+        pbc = (False,) * 3 if frame.box is None else (frame.pbc or (True,) * 3)
+        atoms = ase.Atoms(positions=frame.coord, pbc=pbc,
+                          cell=None if frame.box is None else frame.box,
+                          symbols=[self.type_map[t] for t in frame.atype])
+        self.calc.calculate(atoms, ("energy", "forces"))
+        r = self.calc.results
+        virial = np.asarray(self._lower["virial"], dtype=np.float64).reshape(3, 3)
+        return {"energy": np.float64(r["energy"]), "atom_energy": r["energies"],
+                "force": r["forces"], "virial": virial}
+
+
+def open_model(path: str | Path, head: str | None = None, backend: str | None = None,
+               device: str = "cpu") -> Predictor | ArtifactPredictor:
+    """A predictor for any model file: :func:`dpa2_core.io.load_model` reads it, or, for an
+    exported artifact, the calculator of its framework runs it.
+
+    ``backend`` None: torch, or an artifact's own framework; a backend that cannot run
+    the artifact is refused in one line.
+    """
+    kind = model_kind(path)
+    if kind in ARTIFACT_BACKENDS:
+        own = ARTIFACT_BACKENDS[kind]
+        if backend is not None and backend != own:
+            raise ValueError(f"--backend {backend}: {path} is an exported {own} program; "
+                             f"run it with --backend {own}")
+        if head is not None:
+            raise ValueError(f"--head {head}: {path} is an exported single model (no heads)")
+        return ArtifactPredictor(path, kind, own, device)
+    return Predictor(load_model(path, head), str(path), backend or "torch", device)

@@ -91,7 +91,7 @@ def from_record(m: DeepmdModel, dtype: str | None = None) -> tuple[ModelConfig, 
     check_precision(name)
     return ModelConfig(desc, fit), {
         "descriptor": to_jax(m.params, name), "fitting": to_jax(m.fitting_params, name),
-        "out_bias": to_jax(np.asarray(m.out_bias).astype(name))}
+        "out_bias": to_jax(m.out_bias, name)}  # any array kind (a torch Parameter too)
 
 
 def load_model(source: Any, head: str | None = None, dtype: str | None = None

@@ -8,7 +8,7 @@ import sys
 
 import numpy as np
 import pytest
-from oracle import MODEL_DP, WATER, water_frames
+from oracle import MODEL_DP, WATER, deepmd_call, deepmd_descriptor, deepmd_inputs, water_frames
 
 import dpa2_core as dc
 import dpa2_core.io.npy_data
@@ -156,7 +156,18 @@ def test_describe_reads_every_model_kind(tmp_path, capsys):
         desc = np.load(out)["descriptor"]
         ref = desc if ref is None else ref
         np.testing.assert_allclose(desc, ref, rtol=0, atol=1e-12)
+    coord = np.array([[[0.0, 0, 0], [0.96, 0, 0], [-0.24, 0.93, 0]]])
     for ckpt in (torch_ckpt, jax_ckpt):
         assert main(["describe", str(molecule), "--model", str(ckpt), "-q", "-o",
                      str(tmp_path / "c.npz")]) == 0
         assert f"model {ckpt}" in capsys.readouterr().out
+        # the oracle: deepmd-kit's descriptor of the .dp dpa2 freeze makes of the checkpoint
+        frozen = tmp_path / "frozen.dp"
+        assert main(["freeze", str(ckpt), "-o", str(frozen)]) == 0
+        serialized = dc.io.deepmd_files.read_deepmd_file(frozen)["model"]["descriptor"]
+        oracle = deepmd_descriptor(serialized)
+        rcut, nsel = oracle.get_rcut(), sum(oracle.get_sel())
+        ref = deepmd_call(serialized, *deepmd_inputs(coord, np.array([[0, 1, 1]]), None,
+                                                     rcut, nsel))[0]
+        np.testing.assert_allclose(np.load(tmp_path / "c.npz")["descriptor"], ref, rtol=0,
+                                   atol=1e-12, err_msg=str(ckpt))

@@ -119,3 +119,100 @@ def test_test_command_on_a_folder_of_systems_both_backends(cell, tmp_path, capsy
     assert float(first.split("Energy RMSE/Natoms :")[1].split()[0]) == pytest.approx(
         rmse_e, rel=1e-6)
     np.testing.assert_allclose(np.loadtxt(f"{tmp_path / 'torch'}.e_peratom.out"), e_t / 48)
+
+
+@pytest.fixture(scope="module")
+def dp_reference(cell, dp_model):
+    """deepmd-kit's energies and per-atom energies of the two frames of ``root/data``."""
+    _, coord, atype, box = cell
+    return [dp_model.call((coord + 0.01 * k).reshape(1, -1), atype[None], box.reshape(1, 9))
+            for k in range(2)]
+
+
+def _deepmd(path):
+    import deepmd.dpmodel.model  # noqa: F401  (registers the model classes)
+    from deepmd.dpmodel.model.base_model import BaseModel
+
+    return BaseModel.deserialize(dc.io.deepmd_files.read_deepmd_file(path)["model"])
+
+
+def test_eval_and_test_on_train_checkpoints_give_deepmd_energies(cell, tmp_path):
+    """A checkpoint of dpa2 train (torch .pt, jax .npz) as --model of eval and test, on
+    its own backend: the energies deepmd-kit gives on the .dp that dpa2 freeze makes."""
+    from cli_inputs import train_checkpoints
+
+    root, coord, atype, box = cell
+    for ckpt, backend in zip(train_checkpoints(tmp_path), ("torch", "jax"), strict=True):
+        frozen = tmp_path / f"{backend}.dp"
+        assert main(["freeze", str(ckpt), "-o", str(frozen)]) == 0
+        oracle = _deepmd(frozen)
+        ref = [oracle.call((coord + 0.01 * k).reshape(1, -1), atype[None], box.reshape(1, 9))
+               for k in range(2)]
+        out = tmp_path / f"{backend}.npz"
+        assert main(["eval", str(root / "fd"), "--model", str(ckpt), "--backend", backend,
+                     "--frames", "0", "-q", "-o", str(out)]) == 0
+        got = np.load(out)
+        np.testing.assert_allclose(got["energy"], ref[0]["energy"][:, 0], rtol=1e-12,
+                                   err_msg=backend)
+        np.testing.assert_allclose(got["atom_energy"], ref[0]["atom_energy"][..., 0], rtol=0,
+                                   atol=1e-10, err_msg=backend)
+        prefix = tmp_path / f"{backend}_detail"
+        assert main(["test", "--model", str(ckpt), "--system", str(root / "data"),
+                     "--backend", backend, "-q", "-d", str(prefix)]) == 0
+        pred = np.loadtxt(f"{prefix}.e.out")[:, 1]
+        np.testing.assert_allclose(pred, [r["energy"][0, 0] for r in ref], rtol=1e-12,
+                                   err_msg=backend)
+
+
+@pytest.fixture(scope="module")
+def jaxexport(tmp_path_factory):
+    """The shared .dp frozen to a float64 .jaxexport by dpa2 freeze."""
+    out = tmp_path_factory.mktemp("artifact") / "water.jaxexport"
+    assert main(["freeze", str(MODEL_DP), "-o", str(out)]) == 0
+    return out
+
+
+def test_eval_and_test_run_an_exported_artifact(cell, jaxexport, dp_reference, tmp_path,
+                                                capsys):
+    """An artifact of dpa2 freeze as --model: eval and test give the numbers of the .dp it
+    came from (and deepmd-kit's energies); a --backend of the other framework is one line."""
+    root = cell[0]
+    _eval(root / "fd", tmp_path / "src.npz", "--backend", "jax")
+    assert main(["eval", str(root / "fd"), "--model", str(jaxexport), "--backend", "jax",
+                 "-q", "-o", str(tmp_path / "art.npz")]) == 0
+    assert "(jax, cpu)" in capsys.readouterr().out
+    src, art = np.load(tmp_path / "src.npz"), np.load(tmp_path / "art.npz")
+    for key in ("energy", "atom_energy", "force", "virial", "stress"):
+        np.testing.assert_allclose(art[key], src[key], rtol=0, atol=1e-10, err_msg=key)
+    np.testing.assert_allclose(art["energy"][0], dp_reference[0]["energy"][0, 0], rtol=1e-12)
+    details = {}
+    for tag, model in (("src", MODEL_DP), ("art", jaxexport)):
+        assert main(["test", "--model", str(model), "--system", str(root / "data"),
+                     "--backend", "jax", "-q", "-d", str(tmp_path / tag)]) == 0
+        details[tag] = [np.loadtxt(f"{tmp_path / tag}.{s}.out") for s in ("e", "f")]
+    for a, b in zip(details["art"], details["src"], strict=True):
+        np.testing.assert_allclose(a, b, rtol=0, atol=1e-10)
+    np.testing.assert_allclose(details["art"][0][:, 1],
+                               [r["energy"][0, 0] for r in dp_reference], rtol=1e-12)
+    capsys.readouterr()
+    assert main(["eval", str(root / "fd"), "--model", str(jaxexport), "--backend", "torch",
+                 "-q", "-o", str(tmp_path / "x.npz")]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "--backend torch" in err and "--backend jax" in err
+    assert not (tmp_path / "x.npz").exists()
+    from dpa2_cli.models import open_model
+
+    # no --backend: the artifact's own framework (torch for every other model file)
+    assert open_model(jaxexport).backend == "jax" and open_model(MODEL_DP).backend == "torch"
+
+
+def test_eval_and_test_show_a_progress_bar_with_its_total(cell, tmp_path, capsys):
+    """Without -q both commands draw a bar over frames on stderr, its total the frame count."""
+    root = cell[0]
+    assert main(["eval", str(root / "fd"), "--model", str(MODEL_DP), "-o",
+                 str(tmp_path / "e.npz")]) == 0
+    err = capsys.readouterr().err
+    assert "eval" in err and "3/3" in err and "frame" in err
+    assert main(["test", "--model", str(MODEL_DP), "--system", str(root / "data")]) == 0
+    err = capsys.readouterr().err
+    assert "test" in err and "2/2" in err and "frame" in err

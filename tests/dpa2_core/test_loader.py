@@ -74,6 +74,31 @@ def test_json_models_and_descriptor_only_files(tmp_path):
     assert load_descriptor(tmp_path / "own.npz")[0] == ref.config
 
 
+def test_yaml_model_round_trip(tmp_path):
+    """A tiny model written as deepmd-kit YAML reads back (kind from the content, every
+    parameter bit-equal), and deepmd-kit's own reader of that YAML gives the energy of the
+    model written as .dp."""
+    import deepmd.dpmodel.model  # noqa: F401  (registers the model classes)
+    from deepmd.dpmodel.model.base_model import BaseModel
+    from deepmd.dpmodel.utils.serialization import load_dp_model
+    from export_helpers import tiny_model
+
+    record = tiny_model(seed=2)
+    dc.io.save_deepmd_model(record, tmp_path / "m.yaml")
+    dc.io.save_deepmd_model(record, tmp_path / "m.dp")
+    shutil.copyfile(tmp_path / "m.yaml", tmp_path / "m.txt")
+    for name in ("m.yaml", "m.txt"):
+        assert model_kind(tmp_path / name) == "deepmd-yaml"
+        back = load_model(tmp_path / name)
+        assert back.config == record.config and back.fitting_config == record.fitting_config
+        _same(back, record)
+    coord, atype = cluster(12)
+    energies = [BaseModel.deserialize(load_dp_model(str(tmp_path / n))["model"]).call(
+        coord.reshape(1, -1), atype)["energy"] for n in ("m.yaml", "m.dp")]
+    assert np.isfinite(energies[0]).all()
+    np.testing.assert_array_equal(energies[0], energies[1])
+
+
 def test_wrong_kinds_are_refused_in_one_line_saying_what_reads_them(tmp_path):
     with zipfile.ZipFile(tmp_path / "m.pt2", "w") as z:
         z.writestr("m/data/aotinductor/model/x.so", b"")

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import zipfile
 from pathlib import Path
 from typing import Any, NamedTuple
@@ -55,11 +56,14 @@ KINDS: dict[str, tuple[str, str]] = {
     "dpa2-describe-output": ("the output of `dpa2 describe` (descriptors, not a model)",
                              "numpy.load"),
     "torch-export-pte": ("an exported torch program (.pte)",
+                         "`dpa2 eval`/`dpa2 test --model`, "
                          "dpa2_torch.Calculator / dpa2_torch.load_exported / torch.export.load"),
     "torch-aoti-pt2": ("an AOTInductor package (.pt2)",
+                       "`dpa2 eval`/`dpa2 test --model`, "
                        "dpa2_torch.Calculator / dpa2_torch.load_exported / "
                        "torch._inductor.aoti_load_package"),
     "jax-export": ("an exported JAX program (.jaxexport)",
+                   "`dpa2 eval`/`dpa2 test --model`, "
                    "dpa2_jax.Calculator / dpa2_jax.load_exported / jax.export.deserialize"),
     "npz": ("a numpy .npz archive that is no dpa2 file", "numpy.load"),
     "hdf5": ("an HDF5 file that is no deepmd-kit model", "h5py"),
@@ -98,6 +102,12 @@ class TrainingCheckpoint(NamedTuple):
     input: dict | None
 
 
+# A YAML mapping's first key (``backend:``, ``model:``, ``'@class':``): the content of a
+# YAML model whatever its suffix, while a structure or lcurve file never opens this way
+# (and is not parsed as YAML at all, which for a large file would take seconds).
+_YAML_KEY = re.compile(rb"""['"]?[@\w-]+['"]?:(\s|$)""")
+
+
 def _where(path: Path) -> str:
     return str(path)
 
@@ -126,7 +136,7 @@ def _text_tree(path: Path, head: bytes) -> _Inspected:
         except (ValueError, UnicodeDecodeError):
             return _Inspected("unknown", None)
         return _Inspected(_classify_tree(tree, "deepmd-json"), tree)
-    if path.suffix.lower() in (".yaml", ".yml"):
+    if path.suffix.lower() in (".yaml", ".yml") or _YAML_KEY.match(text):
         try:
             import yaml
 
