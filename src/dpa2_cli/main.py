@@ -55,9 +55,10 @@ def _positive(text: str) -> int:
     return value
 
 
-def _run_options(p: argparse.ArgumentParser, backend_default: str = "torch") -> None:
-    p.add_argument("--backend", choices=BACKENDS, default=backend_default,
-                   help="array backend that runs the model")
+def _run_options(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--backend", choices=BACKENDS, default=None,
+                   help="array backend that runs the model (default: torch, or an exported "
+                   "artifact's own framework)")
     p.add_argument("--device", choices=DEVICES, default="cpu",
                    help="where the model runs")
     p.add_argument("--head", default=None,

@@ -178,7 +178,7 @@ def test_eval_and_test_run_an_exported_artifact(cell, jaxexport, dp_reference, t
     came from (and deepmd-kit's energies); a --backend of the other framework is one line."""
     root = cell[0]
     _eval(root / "fd", tmp_path / "src.npz", "--backend", "jax")
-    assert main(["eval", str(root / "fd"), "--model", str(jaxexport), "--backend", "jax",
+    assert main(["eval", str(root / "fd"), "--model", str(jaxexport),  # no --backend
                  "-q", "-o", str(tmp_path / "art.npz")]) == 0
     assert "(jax, cpu)" in capsys.readouterr().out
     src, art = np.load(tmp_path / "src.npz"), np.load(tmp_path / "art.npz")
