@@ -6,7 +6,16 @@ array namespaces.
 
 from __future__ import annotations
 
-from ._compat import Array, Namespace, device, gather_rows, namespace, numpy_dtype, to_numpy
+from ._compat import (
+    Array,
+    Namespace,
+    device,
+    gather_rows,
+    is_traced,
+    namespace,
+    numpy_dtype,
+    to_numpy,
+)
 
-__all__ = ["Array", "Namespace", "device", "gather_rows", "namespace", "numpy_dtype",
-           "to_numpy"]
+__all__ = ["Array", "Namespace", "device", "gather_rows", "is_traced", "namespace",
+           "numpy_dtype", "to_numpy"]

@@ -14,7 +14,8 @@ import numpy as np
 
 import dpa2_core as dc
 from dpa2_core import DescriptorOutput
-from dpa2_core.array_api import Array, numpy_dtype
+from dpa2_core.array_api import Array, is_traced, numpy_dtype
+from dpa2_core.model.dpa2 import live_width
 
 from .params import X64_HINT, as_params, check_precision, check_tree, x64_enabled
 
@@ -59,6 +60,8 @@ def descriptor(
     atype_ext: Array,
     nlist: Array,
     mapping: Array | None = None,
+    *,
+    repformer_width: int | None = None,
 ) -> DescriptorOutput:
     """DPA-2 descriptor of jax arrays (:func:`dpa2_core.descriptor`).
 
@@ -66,7 +69,8 @@ def descriptor(
     mapping (nf, nall) -> outputs with a leading ``nf``. One frame (what ``jax.vmap``
     sees): coord_ext (nall, 3), atype_ext (nall,), nlist (nloc, nnei), mapping (nall,)
     -> outputs without it. ``config`` must be static under ``jax.jit``
-    (``static_argnums=1``); it is a frozen, hashable dataclass.
+    (``static_argnums=1``); it is a frozen, hashable dataclass. ``repformer_width``
+    (static under jit): see :func:`dpa2_core.model.dpa2.live_width`.
     """
     coord_ext = as_jax(coord_ext, "coord_ext")
     atype_ext, nlist = as_jax(atype_ext, "atype_ext"), as_jax(nlist, "nlist")
@@ -74,14 +78,15 @@ def descriptor(
     params = as_params(params)  # numpy/torch trees from the core: converted once, here
     check_inputs(params, config, coord_ext)
     if atype_ext.ndim != 1:
-        return dc.descriptor(params, config, coord_ext, atype_ext, nlist, mapping)
+        return dc.descriptor(params, config, coord_ext, atype_ext, nlist, mapping,
+                             repformer_width=repformer_width)
     batch = (coord_ext[None], atype_ext[None], nlist[None],
              None if mapping is None else mapping[None])
-    out = dc.descriptor(params, config, *batch)
+    out = dc.descriptor(params, config, *batch, repformer_width=repformer_width)
     return DescriptorOutput(*(x[0] for x in out))
 
 
-_jitted = jax.jit(descriptor, static_argnums=1)
+_jitted = jax.jit(descriptor, static_argnums=1, static_argnames=("repformer_width",))
 
 
 def jit_descriptor(
@@ -101,14 +106,22 @@ def jit_descriptor(
     coincident atoms) eagerly on concrete inputs before dispatch, which jit alone cannot
     do; they cost one device-to-host read of the inputs. Inside a caller's own
     ``jax.jit`` (traced inputs) they are skipped, as in :func:`dpa2_core.descriptor`.
+    The same read gives the bound on the repformer slots in use
+    (:func:`dpa2_core.model.dpa2.live_width`, a multiple of 8), so the compiled program
+    skips the trailing slots no atom fills, exactly as the eager path does; one compile per
+    bound.
     """
     args = tuple(as_jax(x, name) for x, name in ((coord_ext, "coord_ext"),
                                                  (atype_ext, "atype_ext"), (nlist, "nlist"),
                                                  (mapping, "mapping")))
+    width = None
     if validate:
         single = args[1].ndim == 1
-        dc.model.checks.validate(config, *(x if x is None or not single else x[None] for x in args))
-    return _jitted(as_params(params), config, *args)
+        batched = [x if x is None or not single else x[None] for x in args]
+        dc.model.checks.validate(config, *batched)
+        if not any(is_traced(x) for x in batched[:3]):
+            width = live_width(np, config, np.asarray(batched[0]), np.asarray(batched[2]))
+    return _jitted(as_params(params), config, *args, repformer_width=width)
 
 
 jit_descriptor.jitted = _jitted

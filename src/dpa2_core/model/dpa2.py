@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import NamedTuple
 
-from .._compat import Array, Namespace, dtype_of, namespace
+from .._compat import Array, Namespace, dtype_of, namespace, used_width
 from .checks import check_shapes, check_values
 from .config import DPA2Config
 from .env_mat import Geometry, geometry, pad_nlist, sub_list, type_index
@@ -13,7 +13,7 @@ from .repformer import repformer
 from .repinit import repinit, three_body
 from .type_embedding import type_embedding_table
 
-__all__ = ["descriptor", "DescriptorOutput"]
+__all__ = ["descriptor", "DescriptorOutput", "live_width"]
 
 
 class DescriptorOutput(NamedTuple):
@@ -58,6 +58,7 @@ def descriptor(
     mapping: Array | None = None,
     *,
     validate: bool = True,
+    repformer_width: int | None = None,
 ) -> DescriptorOutput:
     """DPA-2 descriptor of the local atoms, identical to deepmd-kit's ``DescrptDPA2.call``.
 
@@ -66,6 +67,8 @@ def descriptor(
     extended -> local index (may be omitted when nall == nloc).
     Runs in ``config.precision``; float outputs come back in ``coord_ext``'s dtype.
     ``validate=False`` skips the value checks (they sync device and host).
+    ``repformer_width``: a static bound from :func:`live_width` on these inputs, so that a
+    traced call (jit) takes the eager fast path; see :func:`.repformer.repformer`.
     """
     xp = namespace(coord_ext, atype_ext, nlist)
     coord_ext, mapping = check_shapes(xp, coord_ext, atype_ext, nlist, mapping)
@@ -87,9 +90,30 @@ def descriptor(
     g = _glue(xp, params, config, geo, lists, atype_ext, tebd_ext, table)
     rf = config.repformer
     out = repformer(xp, config, params["repformer"], geo, lists[(rf.rcut, rf.nsel)], atype_ext,
-                    g, mapping)
+                    g, mapping, repformer_width)
     desc = out.g1
     if config.concat_output_tebd:
         desc = xp.concat([desc, tebd_ext[:, : desc.shape[1], ...]], axis=-1)
     result = DescriptorOutput(desc, out.rot_mat, out.g2, out.h2, out.sw)
     return DescriptorOutput(*(xp.astype(x, out_dtype) for x in result))
+
+
+def live_width(xp: Namespace, config: DPA2Config, coord_ext: Array, nlist: Array,
+               multiple: int = 8) -> int:
+    """A bound on the repformer slots in use by some atom of these concrete inputs, rounded
+    up to ``multiple`` (fewer distinct values: fewer compiles) and capped at its nsel.
+
+    coord_ext: (nf, nall, 3), Å; nlist: (nf, nloc, nnei) sorted by distance. The same
+    sub-list rule as :func:`descriptor` (exclusions can only empty more slots), in the
+    config's precision, plus one slot: a distance another backend rounds to the other side
+    of rcut cannot make the bound short.
+    """
+    rf = config.repformer
+    coord = xp.astype(coord_ext, dtype_of(xp, config.dtype_name))
+    coord = xp.reshape(coord, (nlist.shape[0], -1, 3))
+    nlist = pad_nlist(xp, nlist, config.nsel)
+    sub = sub_list(xp, nlist, geometry(xp, coord, nlist).r2, rf.rcut, rf.nsel)
+    used = used_width(xp, sub >= 0)
+    if used is None:
+        raise ValueError("live_width: needs concrete inputs (it reads their values)")
+    return min(rf.nsel, -(-(used + 1) // multiple) * multiple)

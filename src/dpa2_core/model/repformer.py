@@ -209,16 +209,20 @@ def neighborhood(xp: Namespace, config: DPA2Config, params: dict, geo: Geometry,
 
 
 def repformer(xp: Namespace, config: DPA2Config, params: dict, geo: Geometry, nlist: Array,
-              atype_ext: Array, g: Array, mapping: Array) -> RepformerOut:
+              atype_ext: Array, g: Array, mapping: Array, width: int | None = None
+              ) -> RepformerOut:
     """Run the block (§10) on the repformer sub-list nlist (nf, nloc, S) from local features.
 
     g: (nf, nloc, g1d) glue output; atype_ext: (nf, nall); mapping: (nf, nall) ghost ->
     local index. Returns g1 (nf, nloc, g1d), g2 (nf, nloc, S, g2d), h2 (nf, nloc, S, 3),
     rot_mat (nf, nloc, g2d, 3) and sw (nf, nloc, S).
+    ``width``: a static bound on the slots in use (:func:`live_width`), which lets a traced
+    call cut the empty trailing slots as an eager one does; any bound >= the slots in use
+    gives the same numbers. None: read from the list when eager, no cut when traced.
     """
     rr, d, nb = neighborhood(xp, config, params, geo, nlist, atype_ext)
     g2, h2 = _initial_pairs(xp, config, params, rr, d, nb.valid)
-    width = used_width(xp, nb.valid)
+    width = used_width(xp, nb.valid) if width is None else width
     if width is None or max(width, 1) >= nb.nsel:
         g1, g2, h2 = _layers(xp, config, params, g, g2, h2, nb, mapping)
         hg = sym(xp, g2, h2, nb, config.smooth, config.rot_mat_sqrt_nnei)
