@@ -105,8 +105,8 @@ def test_wrong_kinds_are_refused_in_one_line_saying_what_reads_them(tmp_path):
     (tmp_path / "m.jaxexport").write_bytes(b"\x00" * 32)
     (tmp_path / "bad.dp").write_bytes(b"\x89HDF\r\n\x1a\n" + b"x" * 100)
     np.savez(tmp_path / "other.npz", a=np.zeros(2))
-    cases = {"m.pt2": ("torch-aoti-pt2", "dpa2_torch.Calculator"),
-             "m.jaxexport": ("jax-export", "dpa2_jax.Calculator"),
+    cases = {"m.pt2": ("torch-aoti-pt2", "the torch shim's Calculator"),
+             "m.jaxexport": ("jax-export", "the JAX shim's Calculator"),
              "bad.dp": ("damaged-hdf5", "damaged HDF5"),
              "other.npz": ("npz", "no dpa2 file")}
     for name, (kind, text) in cases.items():

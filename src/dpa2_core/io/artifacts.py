@@ -38,9 +38,10 @@ FORMAT_VERSION = 1
 # output suffix -> kind (the names of dpa2_core.io.model_kind)
 ARTIFACT_KINDS = {".pte": "torch-export-pte", ".pt2": "torch-aoti-pt2",
                   ".jaxexport": "jax-export"}
-_READERS = {"torch-export-pte": "dpa2_torch.load_exported (or torch.export.load)",
-            "torch-aoti-pt2": "dpa2_torch.load_exported (or torch._inductor.aoti_load_package)",
-            "jax-export": "dpa2_jax.load_exported (or jax.export.deserialize)"}
+_READERS = {"torch-export-pte": "the torch shim's load_exported (or torch.export.load)",
+            "torch-aoti-pt2": "the torch shim's load_exported (or "
+                              "torch._inductor.aoti_load_package)",
+            "jax-export": "the JAX shim's load_exported (or jax.export.deserialize)"}
 EXPORT_PRECISIONS = ("float64", "float32")
 # (name, symbolic shape, dtype class, meaning): the positional order of the exported call
 INPUTS = (

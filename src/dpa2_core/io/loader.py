@@ -33,8 +33,10 @@ from .own_format import load
 __all__ = ["KINDS", "TrainingCheckpoint", "describe_kind", "load_descriptor", "load_model",
            "model_kind", "read_training_checkpoint"]
 
-TORCH_CHECKPOINT_FORMAT = "dpa2_torch"  # written by dpa2_torch.training.checkpoint
-JAX_CHECKPOINT_FORMAT = "dpa2_jax-checkpoint"  # written by dpa2_jax.training.checkpoint
+# the ``format`` tags the two trainers write into their checkpoints (data on disk, kept as
+# the first checkpoints were written; the trainers import them from here)
+TORCH_CHECKPOINT_FORMAT = "dpa2_torch"
+JAX_CHECKPOINT_FORMAT = "dpa2_jax-checkpoint"
 
 # kind -> (what it is, what reads it); the second part ends every refusal
 KINDS: dict[str, tuple[str, str]] = {
@@ -57,14 +59,14 @@ KINDS: dict[str, tuple[str, str]] = {
                              "numpy.load"),
     "torch-export-pte": ("an exported torch program (.pte)",
                          "`dpa2 eval`/`dpa2 test --model`, "
-                         "dpa2_torch.Calculator / dpa2_torch.load_exported / torch.export.load"),
+                         "the torch shim's Calculator and load_exported, or torch.export.load"),
     "torch-aoti-pt2": ("an AOTInductor package (.pt2)",
                        "`dpa2 eval`/`dpa2 test --model`, "
-                       "dpa2_torch.Calculator / dpa2_torch.load_exported / "
+                       "the torch shim's Calculator and load_exported, or "
                        "torch._inductor.aoti_load_package"),
     "jax-export": ("an exported JAX program (.jaxexport)",
                    "`dpa2 eval`/`dpa2 test --model`, "
-                   "dpa2_jax.Calculator / dpa2_jax.load_exported / jax.export.deserialize"),
+                   "the JAX shim's Calculator and load_exported, or jax.export.deserialize"),
     "npz": ("a numpy .npz archive that is no dpa2 file", "numpy.load"),
     "hdf5": ("an HDF5 file that is no deepmd-kit model", "h5py"),
     "damaged-hdf5": ("a damaged HDF5 file (the signature of a deepmd-kit .dp, then "
