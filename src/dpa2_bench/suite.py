@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import gc
+import itertools
 import statistics
 import time
 from collections.abc import Callable, Sequence
@@ -104,6 +106,23 @@ def _memory(row: dict[str, Any], device: str, deepmd: bool) -> None:
         row[f"{who}_memory"] = peak_memory(spec)
 
 
+def _deepmd_installed(log: Callable[[str], None]) -> bool:
+    try:
+        import deepmd as _  # noqa: F401
+    except ImportError:
+        log("deepmd-kit is not installed: timing dpa2 alone (pip install "
+            "deepmd-kit==3.2.0 for the side-by-side ratios)")
+        return False
+    return True
+
+
+def _roofline(row: dict[str, Any], rate: float) -> None:
+    """The fraction of the measured matmul rate (GFLOP/s) each contender reached."""
+    for who in ("ours", "deepmd"):
+        if f"{who}_gflop" in row and f"{who}_s" in row:
+            row[f"{who}_roofline"] = row[f"{who}_gflop"] / row[f"{who}_s"] / rate
+
+
 def run_suite(
     sizes: Sequence[int] = (192, 1536),
     dtypes: Sequence[str] = ("float64", "float32"),
@@ -129,53 +148,38 @@ def run_suite(
     "wall" or "cpu" (process time: stable on a loaded machine with one thread).
     """
     if threads:
-        try:
+        with contextlib.suppress(ImportError):
             import torch
 
             torch.set_num_threads(threads)
-        except ImportError:
-            pass
-    try:
-        import deepmd as _  # noqa: F401
-    except ImportError:
-        if deepmd:
-            log("deepmd-kit is not installed: timing dpa2 alone (pip install "
-                "deepmd-kit==3.2.0 for the side-by-side ratios)")
-        deepmd = False
-    result: dict[str, Any] = {"machine": describe(), "settings": {
-        "sizes": list(sizes), "dtypes": list(dtypes), "backends": list(backends),
-        "configs": list(configs), "repeat": repeat, "device": device, "clock": clock,
-        "threads": threads,
-        "scalar": "force = gradient of sum(D**2) w.r.t. local coordinates",
-    }, "rows": []}
+    deepmd = deepmd and _deepmd_installed(log)
+    settings = {"sizes": list(sizes), "dtypes": list(dtypes), "backends": list(backends),
+                "configs": list(configs), "repeat": repeat, "device": device, "clock": clock,
+                "threads": threads,
+                "scalar": "force = gradient of sum(D**2) w.r.t. local coordinates"}
+    result: dict[str, Any] = {"machine": describe(), "settings": settings, "rows": []}
     result["machine"]["matmul_gflops"] = {dt: matmul_rate(dt, device=device) / 1e9
                                           for dt in dtypes}
     variants = [(b, False) for b in backends]
     if compile and "torch" in backends:
         variants.append(("torch", True))
-    for config_name in configs:
-        for dtype in dtypes:
-            for natoms in sizes:
-                for backend, compiled in variants:
-                    for task in TASKS[backend]:
-                        if tasks and task not in tasks:
-                            continue
-                        tag = f"{config_name} {dtype} {natoms} {backend}"
-                        log(f"{tag}{' compiled' if compiled else ''} {task} ...")
-                        row = _case(config_name, dtype, natoms, backend, task,
-                                    compiled=compiled, repeat=repeat, deepmd=deepmd,
-                                    flops=flops, device=device, log=log, clock=clock)
-                        if memory:
-                            _memory(row, device, deepmd)
-                        rate = result["machine"]["matmul_gflops"][dtype]
-                        for who in ("ours", "deepmd"):
-                            if f"{who}_gflop" in row and f"{who}_s" in row:
-                                row[f"{who}_roofline"] = (row[f"{who}_gflop"] / row[f"{who}_s"]
-                                                          / rate)
-                        result["rows"].append(row)
-                        log("  " + ", ".join(f"{k}={v:.4g}" if isinstance(v, float)
-                                             else f"{k}={v}" for k, v in row.items()
-                                             if k.endswith(("_s", "ratio", "diff"))))
+    for config_name, dtype, natoms, (backend, compiled) in itertools.product(
+            configs, dtypes, sizes, variants):
+        for task in TASKS[backend]:
+            if tasks and task not in tasks:
+                continue
+            log(f"{config_name} {dtype} {natoms} {backend}{' compiled' if compiled else ''} "
+                f"{task} ...")
+            row = _case(config_name, dtype, natoms, backend, task, compiled=compiled,
+                        repeat=repeat, deepmd=deepmd, flops=flops, device=device, log=log,
+                        clock=clock)
+            if memory:
+                _memory(row, device, deepmd)
+            _roofline(row, result["machine"]["matmul_gflops"][dtype])
+            result["rows"].append(row)
+            log("  " + ", ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}"
+                                 for k, v in row.items()
+                                 if k.endswith(("_s", "ratio", "diff"))))
     return result
 
 

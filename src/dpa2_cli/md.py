@@ -111,6 +111,19 @@ def energy_plot(table: np.ndarray, path: Path, title: str) -> Path:
     return path
 
 
+def _integrator(atoms: Any, ensemble: str, timestep: float, temperature: float,
+                friction: float, rng: np.random.Generator) -> Any:
+    """ASE's velocity Verlet (nve) or Langevin (nvt, ``friction`` 1/fs) at ``timestep`` fs."""
+    from ase import units
+    from ase.md.langevin import Langevin
+    from ase.md.verlet import VelocityVerlet
+
+    if ensemble == "nve":
+        return VelocityVerlet(atoms, timestep=timestep * units.fs)
+    return Langevin(atoms, timestep=timestep * units.fs, temperature_K=temperature,
+                    friction=friction / units.fs, rng=rng, fixcm=False)
+
+
 def run_md(atoms: Any, calc: Any, *, steps: int, timestep: float, temperature: float,
            ensemble: str = "nvt", friction: float = 0.02, seed: int = 0,
            trajectory: Path | None = None, log: Path | None = None, interval: int = 1,
@@ -118,10 +131,7 @@ def run_md(atoms: Any, calc: Any, *, steps: int, timestep: float, temperature: f
     """Run ``steps`` MD steps of ``timestep`` fs from Maxwell-Boltzmann velocities at
     ``temperature`` K; NVT is Langevin with ``friction`` 1/fs. Returns the table
     (steps + 1, 6): step, time [fs], T [K], Epot, Ekin, Etot [eV]."""
-    from ase import units
     from ase.io.trajectory import Trajectory
-    from ase.md.langevin import Langevin
-    from ase.md.verlet import VelocityVerlet
 
     if steps < 0 or timestep <= 0 or temperature < 0 or interval < 1:
         raise ValueError(f"steps={steps}, timestep={timestep} fs, temperature={temperature} K, "
@@ -132,12 +142,7 @@ def run_md(atoms: Any, calc: Any, *, steps: int, timestep: float, temperature: f
     atoms.calc = calc
     rng = np.random.default_rng(seed)
     thermalize(atoms, temperature, rng)
-    dt = timestep * units.fs
-    if ensemble == "nve":
-        dyn = VelocityVerlet(atoms, timestep=dt)
-    else:
-        dyn = Langevin(atoms, timestep=dt, temperature_K=temperature,
-                       friction=friction / units.fs, rng=rng, fixcm=False)
+    dyn = _integrator(atoms, ensemble, timestep, temperature, friction, rng)
     rows: list[list[float]] = []
     log_file = None if log is None else open(log, "w")  # noqa: SIM115 - a stream
     bar = progress_bar(progress, total=steps, desc=f"md {ensemble}", unit="step")
