@@ -100,5 +100,11 @@ def small_triclinic():
 
 
 STRUCTURES = {"water": water, "slab": slab, "cluster": cluster}
-__all__ = ["MODEL_DP", "STRUCTURES", "cluster", "convert_backend", "deepmd_calculator",
+__all__ = ["MODEL_DP", "STRUCTURES", "cluster", "convert_backend", "deepmd_calculator", "rel",
            "install_deepmd_pt", "slab", "small_triclinic", "water"]
+
+
+def rel(a, b) -> float:
+    """max |a - b| relative to max |b| (float64)."""
+    a, b = np.asarray(a, dtype=np.float64), np.asarray(b, dtype=np.float64)
+    return float(np.abs(a - b).max() / max(np.abs(b).max(), 1e-300))

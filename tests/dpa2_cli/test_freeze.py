@@ -17,15 +17,10 @@ torch = pytest.importorskip("torch")
 
 from conftest import cluster, tiny_input  # noqa: E402
 from export_helpers import local_force, lower_inputs  # noqa: E402
-from md_helpers import convert_backend, deepmd_calculator, small_triclinic  # noqa: E402
+from md_helpers import convert_backend, deepmd_calculator, rel, small_triclinic  # noqa: E402
 from oracle import MODEL_DP  # noqa: E402
 
 from dpa2_cli.main import main  # noqa: E402
-
-
-def rel(a, b) -> float:
-    a, b = np.asarray(a, dtype=np.float64), np.asarray(b, dtype=np.float64)
-    return float(np.abs(a - b).max() / max(np.abs(b).max(), 1e-300))
 
 
 @pytest.fixture(scope="module")

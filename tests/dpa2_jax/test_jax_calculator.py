@@ -9,7 +9,7 @@ import pytest
 pytest.importorskip("ase")
 jax = pytest.importorskip("jax")
 
-from md_helpers import MODEL_DP, STRUCTURES  # noqa: E402
+from md_helpers import MODEL_DP, STRUCTURES, rel  # noqa: E402
 
 import dpa2_core as dc  # noqa: E402
 from dpa2_jax.calculator import Calculator  # noqa: E402
@@ -18,11 +18,6 @@ from dpa2_jax.calculator import Calculator  # noqa: E402
 @pytest.fixture(scope="module")
 def model() -> dc.DeepmdModel:
     return dc.load_deepmd_model(MODEL_DP)
-
-
-def rel(a, b) -> float:
-    a, b = np.asarray(a, dtype=np.float64), np.asarray(b, dtype=np.float64)
-    return float(np.abs(a - b).max() / max(np.abs(b).max(), 1e-300))
 
 
 # one jit compile per structure (~6 s each): periodic water, a slab periodic in x and y

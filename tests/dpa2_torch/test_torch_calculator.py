@@ -9,7 +9,7 @@ import pytest
 pytest.importorskip("ase")
 torch = pytest.importorskip("torch")
 
-from md_helpers import MODEL_DP, STRUCTURES, small_triclinic, water  # noqa: E402
+from md_helpers import MODEL_DP, STRUCTURES, rel, small_triclinic, water  # noqa: E402
 
 from dpa2_torch import EnergyModel  # noqa: E402
 from dpa2_torch.calculator import Calculator  # noqa: E402
@@ -18,11 +18,6 @@ from dpa2_torch.calculator import Calculator  # noqa: E402
 @pytest.fixture(scope="module")
 def model() -> EnergyModel:
     return EnergyModel.from_deepmd(MODEL_DP)
-
-
-def rel(a, b) -> float:
-    a, b = np.asarray(a, dtype=np.float64), np.asarray(b, dtype=np.float64)
-    return float(np.abs(a - b).max() / max(np.abs(b).max(), 1e-300))
 
 
 @pytest.mark.parametrize("name", sorted(STRUCTURES))
