@@ -4,33 +4,23 @@ from __future__ import annotations
 
 import json
 import os
-import tempfile
 from pathlib import Path
 from typing import Any
 
-__all__ = ["atomic_write", "markdown", "write_json", "write_markdown"]
+from dpa2_core.io.files import atomic_write
+
+__all__ = ["markdown", "write_json", "write_markdown", "write_text"]
 
 TASK_NAMES = {"forward": "forward", "force": "forward+force"}
 
 
-def atomic_write(path: str | os.PathLike, text: str) -> None:
-    """Temp file in the same folder, fsync, rename."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            f.write(text)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        os.unlink(tmp)
-        raise
+def write_text(path: str | os.PathLike, text: str) -> Path:
+    """``text`` (UTF-8) at ``path``, whole or not at all."""
+    return atomic_write(path, lambda tmp: tmp.write_text(text, encoding="utf-8"))
 
 
 def write_json(path: str | os.PathLike, result: dict[str, Any]) -> None:
-    atomic_write(path, json.dumps(result, indent=1) + "\n")
+    write_text(path, json.dumps(result, indent=1) + "\n")
 
 
 def _ms(x: float | None) -> str:
@@ -148,4 +138,4 @@ def markdown(result: dict[str, Any], title: str = "Benchmark suite") -> str:
 
 def write_markdown(path: str | os.PathLike, result: dict[str, Any], title: str | None = None
                    ) -> None:
-    atomic_write(path, markdown(result, title or "Benchmark suite"))
+    write_text(path, markdown(result, title or "Benchmark suite"))

@@ -11,13 +11,12 @@ with the bundled water model (:func:`dpa2_core.presets.water_model`).
 from __future__ import annotations
 
 import argparse
-import os
-import tempfile
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from dpa2_core.io.files import atomic_write
 from dpa2_core.presets import water_frame, water_model
 from dpa2_core.progress import progress_bar
 
@@ -75,22 +74,6 @@ def thermalize(atoms: Any, temperature: float, rng: np.random.Generator) -> None
     vd.Stationary(atoms)
 
 
-def _replace_atomically(path: Path, write) -> None:
-    fd, name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    os.close(fd)
-    try:
-        write(name)
-        with open(name, "rb+") as f:
-            os.fsync(f.fileno())
-        umask = os.umask(0)
-        os.umask(umask)
-        os.chmod(name, 0o666 & ~umask)  # mkstemp's 0600 -> what open() would have made
-        os.replace(name, path)
-    except BaseException:
-        Path(name).unlink(missing_ok=True)
-        raise
-
-
 def energy_plot(table: np.ndarray, path: Path, title: str) -> Path:
     """PNG of Epot, Ekin and Etot (minus their first value) against time, fs."""
     import matplotlib
@@ -106,7 +89,7 @@ def energy_plot(table: np.ndarray, path: Path, title: str) -> Path:
     ax.set_title(title)
     ax.legend()
     fig.tight_layout()
-    _replace_atomically(path, lambda name: fig.savefig(name, format="png", dpi=120))
+    atomic_write(path, lambda tmp: fig.savefig(tmp, format="png", dpi=120))
     plt.close(fig)
     return path
 

@@ -26,13 +26,13 @@ import torch
 
 from dpa2_core.io.artifacts import (
     LoadedArtifact,
-    atomic_write,
     build_metadata,
     check_export_precision,
     check_kind,
     kind_of_suffix,
     parse_metadata,
 )
+from dpa2_core.io.files import atomic_write
 from dpa2_core.model.outputs import LOWER_OUTPUTS, lower_outputs
 
 from .model import EnergyModel, load_model

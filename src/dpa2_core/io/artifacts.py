@@ -20,14 +20,14 @@ from __future__ import annotations
 
 import json
 import os
-import tempfile
 import zipfile
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from .files import atomic_write
+
 __all__ = [
-    "ARTIFACT_KINDS", "LoadedArtifact", "artifact_kind", "atomic_write", "build_metadata",
+    "ARTIFACT_KINDS", "LoadedArtifact", "artifact_kind", "build_metadata",
     "check_export_precision", "check_kind",
     "EXPORT_PRECISIONS", "FORMAT", "FORMAT_VERSION", "INPUTS", "kind_of_suffix",
     "OUTPUTS", "parse_metadata", "read_jaxexport", "write_jaxexport",
@@ -176,27 +176,6 @@ def check_kind(path: str | os.PathLike, kind: str) -> None:
         if head.startswith(b"PK") else "not a zip archive"
     raise ValueError(f"{p}: not a {kind!r} artifact ({what}); whole-model files are read "
                      "by load_model, artifacts are written by dpa2 freeze")
-
-
-def atomic_write(path: str | os.PathLike, write: Callable[[Path], None]) -> Path:
-    """Write ``path`` atomically: ``write(tmp)`` fills a temporary file in the same folder
-    (same suffix), which is fsynced and renamed over ``path``."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.stem}.", suffix=path.suffix, dir=path.parent)
-    os.close(fd)
-    tmp = Path(tmp)
-    try:
-        write(tmp)
-        with open(tmp, "rb+") as f:
-            os.fsync(f.fileno())
-        umask = os.umask(0)
-        os.umask(umask)
-        os.chmod(tmp, 0o666 & ~umask)  # mkstemp's 0600 would hide the file from other users
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
-    return path
 
 
 def write_jaxexport(path: str | os.PathLike, program: bytes, metadata: dict) -> Path:

@@ -20,7 +20,6 @@ import dataclasses
 import datetime
 import json
 import os
-import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -29,13 +28,11 @@ import numpy as np
 from .._compat import to_numpy
 from .deepmd_model import DeepmdModel
 from .deepmd_writer import to_deepmd_dict
+from .files import atomic_write
 
 __all__ = ["SUFFIXES", "model_def_script", "save_deepmd_model", "to_deepmd_model_dict"]
 
 SUFFIXES = (".dp", ".yaml", ".yml", ".json")
-_UMASK = os.umask(0)
-os.umask(_UMASK)
-_FILE_MODE = 0o666 & ~_UMASK
 
 
 def _layer(p: dict, dtype: str, act: str, resnet: bool, trainable: bool) -> dict:
@@ -170,26 +167,19 @@ def save_deepmd_model(model: DeepmdModel, path: str | os.PathLike, *, out_std: A
         raise ValueError(f"path={str(path)!r}: unknown suffix {suffix!r} (expected one of "
                          f"{SUFFIXES})")
     tree = to_deepmd_model_dict(model, out_std, script)
-    fd, name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    tmp = Path(name)
-    try:
-        if suffix == ".dp":
-            os.close(fd)
-            _write_hdf5(tmp, tree)
-        else:
-            encoded = _map_arrays(tree, _encoded)
-            with os.fdopen(fd, "w") as f:
-                if suffix == ".json":
-                    json.dump(encoded, f)
-                else:
-                    import yaml
 
-                    yaml.safe_dump(encoded, f)
-        with open(tmp, "rb+") as f:
-            os.fsync(f.fileno())
-        os.chmod(tmp, _FILE_MODE)  # mkstemp's 0600 -> what open() would have made
-        os.replace(tmp, path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
+    def write(tmp: Path) -> None:
+        if suffix == ".dp":
+            _write_hdf5(tmp, tree)
+            return
+        encoded = _map_arrays(tree, _encoded)
+        with open(tmp, "w") as f:
+            if suffix == ".json":
+                json.dump(encoded, f)
+            else:
+                import yaml
+
+                yaml.safe_dump(encoded, f)
+
+    atomic_write(path, write)
     return path
