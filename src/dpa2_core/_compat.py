@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import sys
 from typing import Any, TypeAlias
 
@@ -12,8 +13,8 @@ Array: TypeAlias = Any  # an array of any array-API namespace (the one alias of 
 Namespace: TypeAlias = Any  # an array-API namespace module
 
 __all__ = ["Array", "Namespace", "BLOCK_ELEMENTS", "asarray_like", "device", "dtype_of",
-           "gather_rows", "is_traced", "namespace", "numpy_dtype", "row_blocks", "softmax",
-           "to_numpy", "torch_load", "used_width"]
+           "gather_rows", "is_traced", "muladd", "namespace", "numpy_dtype", "row_blocks",
+           "softmax", "to_numpy", "torch_load", "used_width"]
 
 
 def namespace(*arrays: Array) -> Any:
@@ -127,18 +128,33 @@ def torch_load(path: Any) -> Any:
     return _plain(obj)
 
 
-def softmax(xp: Any, x: Array) -> Array:
-    """Softmax over the last axis, ``exp(x - max) / sum``.
+def softmax(xp: Any, x: Array, extra: int = 0, extra_logit: float = 0.0) -> Array:
+    """Softmax over the last axis, ``exp(x - max) / sum``, as if ``extra`` more keys of
+    logit ``extra_logit`` were there (each adds ``exp(extra_logit - max)`` to the sum).
 
-    torch gets its fused kernel (one pass forward, one backward instead of five
-    elementwise ops each way over ``(nf, nloc, nh, S, S)``); same formula, results equal
-    to the last ulp or two. Every other namespace runs the formula as written.
+    torch gets its fused kernels (one pass forward and one backward instead of five
+    elementwise ops each way over ``(nf, nloc, nh, S, S)``; with extra keys the
+    normalisation is ``logaddexp(logsumexp(x), log(extra) + extra_logit)``); the same
+    formula, results equal to the last ulps. Every other namespace runs it as written.
     """
+    if array_api_compat.is_torch_namespace(xp):  # tensor methods: the core never imports torch
+        if extra == 0:
+            return x.softmax(dim=-1)
+        lse = x.logsumexp(dim=-1, keepdim=True)
+        return (x - lse.logaddexp(xp.full_like(lse, math.log(extra) + extra_logit))).exp()
+    m = xp.max(x, axis=-1, keepdims=True)
+    if extra:  # the extra keys join the max, so their terms never overflow
+        m = xp.where(m > extra_logit, m, xp.full_like(m, extra_logit))
+    e = xp.exp(x - m)
+    total = xp.sum(e, axis=-1, keepdims=True)
+    return e / (total + extra * xp.exp(extra_logit - m) if extra else total)
+
+
+def muladd(xp: Any, a: Array, b: Array, c: Array) -> Array:
+    """``a * b + c`` (broadcasting); one fused pass in torch (``addcmul``)."""
     if array_api_compat.is_torch_namespace(xp):
-        return x.softmax(dim=-1)  # the tensor method: the core never imports torch
-    x = x - xp.max(x, axis=-1, keepdims=True)
-    e = xp.exp(x)
-    return e / xp.sum(e, axis=-1, keepdims=True)
+        return c.addcmul(a, b)
+    return a * b + c
 
 
 def used_width(xp: Any, valid: Array, *params: Array) -> int | None:

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import math
 
-from .._compat import Array, Namespace, softmax
+from .._compat import Array, Namespace, muladd, softmax
 from .config import RepformerConfig
 from .layers import dense, layer_norm
 
@@ -28,16 +28,11 @@ def _heads(xp: Namespace, x: Array, width: int, nh: int) -> Array:
 def _softmax(xp: Namespace, x: Array, silent: int = 0) -> Array:
     """Softmax over the last axis, as if ``silent`` more keys of logit ``-SHIFT`` were there.
 
-    Those are the slots the eager fast path of :mod:`.repformer` cut: an empty slot's
-    smooth logit is exactly ``0 * l + (SHIFT * 0 - SHIFT)``, so its share of the
-    normalisation is ``exp(-SHIFT - max)`` each, added back here in closed form.
+    Those are the slots the fast path of :mod:`.repformer` cut: an empty slot's smooth
+    logit is exactly ``0 * l + (SHIFT * 0 - SHIFT)``, so its share of the normalisation is
+    ``exp(-SHIFT - max)`` each, added back here in closed form (:func:`.softmax`).
     """
-    if silent == 0:
-        return softmax(xp, x)
-    m = xp.max(x, axis=-1, keepdims=True)
-    m = xp.where(m > -SHIFT, m, xp.full_like(m, -SHIFT))
-    e = xp.exp(x - m)
-    return e / (xp.sum(e, axis=-1, keepdims=True) + silent * xp.exp(-SHIFT - m))
+    return softmax(xp, x, silent, -SHIFT)
 
 
 def _hard_mask(xp: Namespace, logits: Array, valid: Array) -> Array:
@@ -55,16 +50,21 @@ def atten2_map(xp: Namespace, p: dict, cfg: RepformerConfig, smooth: bool, g2: A
     ``silent``: empty slots cut after the S given ones (they only join the softmax sums).
     """
     nd, nh = cfg.attn2_hidden, cfg.attn2_nhead
-    qk = _heads(xp, dense(xp, p["mapqk"], g2), nd, 2 * nh)  # (nf, nloc, 2nh, S, nd)
-    q, k = qk[:, :, :nh, ...], qk[:, :, nh:, ...]
-    logits = xp.matmul(q / math.sqrt(nd), xp.matrix_transpose(k))  # (nf, nloc, nh, S, S)
+    # q and k from their own columns of mapqk (channel c*2nh + h): no slice of a joint
+    # (.., 2nh, S, nd) tensor, whose backward would zero-fill and copy it
+    w = xp.reshape(p["mapqk"]["w"], (g2.shape[-1], nd, 2 * nh))
+    q, k = (_heads(xp, dense(xp, {"w": xp.reshape(w[..., h], (w.shape[0], nd * nh))}, g2),
+                   nd, nh) for h in (slice(0, nh), slice(nh, 2 * nh)))  # (nf, nloc, nh, S, nd)
+    logits = xp.matmul(q, xp.matrix_transpose(k))  # (nf, nloc, nh, S, S), unscaled
     gram = xp.matmul(h2, xp.matrix_transpose(h2))[:, :, None, ...]  # (nf, nloc, 1, S, S)
     if smooth:
-        # sw is zero at invalid slots, so pair_w masks invalid queries and keys by itself
+        # sw is zero at invalid slots, so pair_w masks invalid queries and keys by itself;
+        # 1/sqrt(nd) joins the per-pair factor (nh times fewer multiplications)
         pair_w = (sw[:, :, :, None] * sw[:, :, None, :])[:, :, None, ...]
-        scale = gram * pair_w if cfg.attn2_has_gate else pair_w
-        prob = _softmax(xp, logits * scale + (SHIFT * pair_w - SHIFT), silent)
+        scale = (gram * pair_w if cfg.attn2_has_gate else pair_w) / math.sqrt(nd)
+        prob = _softmax(xp, muladd(xp, logits, scale, SHIFT * pair_w - SHIFT), silent)
         return prob * (pair_w * gram / math.sqrt(3.0))
+    logits = logits / math.sqrt(nd)
     if cfg.attn2_has_gate:
         logits = logits * gram
     key_ok = valid[:, :, None, None, :]
@@ -80,11 +80,20 @@ def atten2_mh_apply(xp: Namespace, p: dict, p_ln: dict, cfg: RepformerConfig, at
     attn: (nf, nloc, nh, S, S); g2: (nf, nloc, S, g2d). Returns (nf, nloc, S, g2d).
     """
     nh = cfg.attn2_nhead
-    v = _heads(xp, dense(xp, p["mapv"], g2), g2.shape[-1], nh)  # (nf, nloc, nh, S, g2d)
-    out = xp.matmul(attn, v)
-    nf, nloc, _, nsel, g2d = out.shape
-    out = xp.reshape(xp.permute_dims(out, (0, 1, 3, 4, 2)), (nf, nloc, nsel, g2d * nh))
-    return layer_norm(xp, p_ln, dense(xp, p["head_map"], out), cfg.ln_eps)
+    nf, nloc, _, nsel, _ = attn.shape
+    wv, wm = p["mapv"]["w"], p["head_map"]["w"]
+    g2d, nout = wv.shape[0], wm.shape[-1]
+    dv = wv.shape[1] // nh
+    # head_map folded into the values: concat_h(A_h g2 Wv_h) Wm = sum_h A_h (g2 Wv_h Wm_h),
+    # one (S, nh*S) x (nh*S, g2d) product per atom and no (S, nh*g2d) concat to map
+    wv = xp.permute_dims(xp.reshape(wv, (g2d, dv, nh)), (2, 0, 1))  # (nh, g2d, dv)
+    wm = xp.permute_dims(xp.reshape(wm, (dv, nh, nout)), (1, 0, 2))  # (nh, dv, nout)
+    wc = xp.reshape(xp.permute_dims(xp.matmul(wv, wm), (1, 0, 2)), (g2d, nh * nout))
+    u = xp.reshape(dense(xp, {"w": wc}, g2), (nf, nloc, nsel, nh, nout))
+    u = xp.reshape(xp.permute_dims(u, (0, 1, 3, 2, 4)), (nf, nloc, nh * nsel, nout))
+    a = xp.reshape(xp.permute_dims(attn, (0, 1, 3, 2, 4)), (nf, nloc, nsel, nh * nsel))
+    out = xp.matmul(a, u) + p["head_map"]["b"]
+    return layer_norm(xp, p_ln, out, cfg.ln_eps)
 
 
 def atten2_ev_apply(xp: Namespace, p: dict, attn: Array, h2: Array) -> Array:
