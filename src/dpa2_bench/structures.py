@@ -46,16 +46,21 @@ def config_for(name: str, dtype: str) -> DPA2Config:
 
 
 def params_for(config: DPA2Config, seed: int = 1) -> dict:
-    """Seeded numpy parameters with statistics of the standard form (as computed from
-    data): ``davg = (mu_r, 0, 0, 0)`` per type and ``dstd`` > 0, so the padding residual of
-    §5.5 is exercised as in a trained model."""
+    """Seeded numpy parameters with the statistics training gives them: ``dstd`` > 0 and
+    ``davg = (mu_r, 0, 0, 0)`` per type (the standard form, as computed from data), or
+    ``davg = 0`` in the blocks whose ``set_davg_zero`` is set (deepmd-kit's statistics
+    leave it zero there, as in the shared trained model); so the padding residual of §5.5
+    is exercised where a trained model has one."""
     params = init_params(config, seed)
     rng = np.random.default_rng(seed)
+    zero = {"repinit": config.repinit.set_davg_zero, "three_body": config.repinit.set_davg_zero,
+            "repformer": config.repformer.set_davg_zero}
     for block in ("repinit", "three_body", "repformer"):
         if block in params:
             davg, dstd = params[block]["davg"], params[block]["dstd"]
             radial = np.zeros(davg.shape)
-            radial[..., 0] = 0.1 + 0.05 * rng.random(davg.shape[0])[:, None]
+            if not zero[block]:
+                radial[..., 0] = 0.1 + 0.05 * rng.random(davg.shape[0])[:, None]
             params[block]["davg"] = radial.astype(davg.dtype)
             params[block]["dstd"] = (1.0 + 0.1 * rng.random(dstd.shape)).astype(dstd.dtype)
     return params
