@@ -14,7 +14,7 @@ Namespace: TypeAlias = Any  # an array-API namespace module
 
 __all__ = ["Array", "Namespace", "BLOCK_ELEMENTS", "asarray_like", "device", "dtype_of",
            "gather_rows", "is_traced", "muladd", "namespace", "numpy_dtype", "row_blocks",
-           "softmax", "to_numpy", "torch_load", "used_width"]
+           "softmax", "to_numpy", "torch_load", "used_width", "width_blocks"]
 
 
 def namespace(*arrays: Array) -> Any:
@@ -186,3 +186,42 @@ def row_blocks(x: Array, nrows: int, per_row: int) -> list[tuple[int, int]]:
         return [(0, nrows)]
     size = max(1, BLOCK_ELEMENTS // max(per_row, 1))
     return [(a, min(a + size, nrows)) for a in range(0, nrows, size)]
+
+
+#: the fewest centres in a block that :func:`width_blocks` closes for a narrower width
+#: (every block costs a fixed number of op dispatches per layer), and by how many slots a
+#: block may widen before a new one starts
+MIN_BLOCK_ROWS = 32
+WIDTH_TOLERANCE = 2
+
+
+def width_blocks(xp: Any, valid: Array, per_row: Any) -> list[tuple[Array, int]] | None:
+    """Centres grouped by the slots they use: ``[(rows, width), ...]``, or ``None`` while
+    ``valid`` is traced.
+
+    valid: (nf, nloc, S) bool. ``rows``: (n,) int centre indices; ``width``: the slots in
+    use by some row of the block in any frame (>= 1). Rows are sorted by their own width,
+    so each block carries only its own padding; a block holds at most about
+    :data:`BLOCK_ELEMENTS` / ``per_row(width)`` centres (``per_row``: width -> elements of
+    one centre's largest intermediate). Every centre is in exactly one block.
+    """
+    if is_traced(valid):
+        return None
+    nslot = valid.shape[-1]
+    rank = xp.arange(1, nslot + 1, dtype=xp.int64, device=device(valid))
+    used = xp.max(xp.where(valid, rank, xp.zeros_like(rank)), axis=-1)  # (nf, nloc)
+    used = xp.max(used, axis=0)  # (nloc,)
+    order = xp.argsort(used, stable=True)
+    widths = [max(int(w), 1) for w in to_numpy(xp.take(used, order))]
+    blocks, start = [], 0
+    while start < len(widths):
+        stop = start + 1
+        while stop < len(widths):
+            fits = (stop + 1 - start) * per_row(widths[stop]) <= BLOCK_ELEMENTS
+            close = widths[stop] <= widths[start] + WIDTH_TOLERANCE
+            if not fits or (stop - start >= MIN_BLOCK_ROWS and not close):
+                break
+            stop += 1
+        blocks.append((order[start:stop], widths[stop - 1]))
+        start = stop
+    return blocks

@@ -5,7 +5,7 @@ from __future__ import annotations
 import math
 from typing import NamedTuple
 
-from .._compat import Array, Namespace, device, gather_rows, row_blocks, used_width
+from .._compat import Array, Namespace, device, gather_rows, width_blocks
 from .activations import activation
 from .attention import atten2_ev_apply, atten2_map, atten2_mh_apply, local_atten
 from .config import DPA2Config, RepformerConfig
@@ -43,9 +43,9 @@ class Neighborhood(NamedTuple):
         """The first ``width`` slots."""
         return Neighborhood(*(x[..., :width] for x in self[:4]), self.count, self.nsel)
 
-    def rows(self, start: int, stop: int) -> Neighborhood:
-        """The centres ``start:stop``."""
-        return Neighborhood(*(x[:, start:stop, ...] for x in self[:5]), self.nsel)
+    def take(self, xp: Namespace, rows: Array | None) -> Neighborhood:
+        """The centres ``rows`` ((n,) int; None: all of them)."""
+        return Neighborhood(*(_rows(xp, x, rows) for x in self[:5]), self.nsel)
 
 
 class RepformerOut(NamedTuple):
@@ -156,16 +156,16 @@ def _pair_updates(xp: Namespace, p: dict, cfg: RepformerConfig, smooth: bool, c:
 
 
 def layer(xp: Namespace, p: dict, cfg: RepformerConfig, smooth: bool, last: bool,
-          g1_ext: Array, g2: Array, h2: Array, nb: Neighborhood, start: int = 0
+          g1_ext: Array, g2: Array, h2: Array, nb: Neighborhood, rows: Array | None = None
           ) -> tuple[Array, Array, Array]:
     """One repformer layer (§10.4).
 
     g1_ext: (nf, nall, g1d) features of local and ghost atoms; g2: (nf, n, S, g2d);
-    h2: (nf, n, S, 3) of the centres ``start:start+n`` (all local atoms by default).
+    h2: (nf, n, S, 3) of the centres ``rows`` ((n,) int; None: all local atoms in order).
     Returns the new (g1 (nf, n, g1d), g2, h2); the last layer leaves g2 and h2 as they are.
     """
     nloc = g2.shape[1]
-    g1 = g1_ext[:, start : start + nloc, ...]
+    g1 = g1_ext[:, :nloc, ...] if rows is None else _rows(xp, g1_ext, rows)  # local < nloc
     c = Channels(g1, gather_rows(xp, g1_ext, nb.idx), g2, h2)
     residual = cfg.update_style == "res_residual"
     g1_new = _combine(xp, cfg.update_style, _g1_updates(xp, p, cfg, smooth, c, nb),
@@ -219,33 +219,85 @@ def repformer(xp: Namespace, config: DPA2Config, params: dict, geo: Geometry, nl
     ``width``: a static bound on the slots in use (:func:`live_width`), which lets a traced
     call cut the empty trailing slots as an eager one does; any bound >= the slots in use
     gives the same numbers. None: read from the list when eager, no cut when traced.
+
+    The trailing slots a centre leaves empty never reach g1 and only join the smooth
+    softmax sums (see :attr:`Neighborhood.silent`), so they are cut from the layers: eager
+    calls run blocks of centres sorted by the slots they use, each block as wide as its
+    widest row. The cut slots' own g2/h2 outputs depend on the centre type alone and come
+    from a per-type table.
     """
     rr, d, nb = neighborhood(xp, config, params, geo, nlist, atype_ext)
     g2, h2 = _initial_pairs(xp, config, params, rr, d, nb.valid)
-    width = used_width(xp, nb.valid) if width is None else width
-    if width is None or max(width, 1) >= nb.nsel:
-        g1, g2, h2 = _layers(xp, config, params, g, g2, h2, nb, mapping)
-        hg = sym(xp, g2, h2, nb, config.smooth, config.rot_mat_sqrt_nnei)
-        return RepformerOut(g1, g2, h2, xp.matrix_transpose(hg), nb.sw)
-    # eager fast path: the trailing slots empty in every row are cut from the layers (they
-    # never reach g1 and only join the smooth softmax sums, see Neighborhood.silent); their
-    # own g2/h2 outputs depend on the centre type alone and come from a per-type table
-    width = max(width, 1)
-    live = nb.cut(width)
-    g1, g2_live, h2_live = _layers(xp, config, params, g, g2[..., :width, :],
-                                   h2[..., :width, :], live, mapping)
-    hg = sym(xp, g2_live, h2_live, live, config.smooth, config.rot_mat_sqrt_nnei)
-    g2_cut, h2_cut = _empty_slot_table(xp, config, params, g, width, nb.nsel)
-    tix = xp.reshape(type_index(xp, atype_ext[:, : nlist.shape[1]], config.ntypes), (-1,))
-    nf, nloc = nlist.shape[:2]
-
-    def per_atom(table: Array) -> Array:
-        rows = xp.take(table[0, ...], tix, axis=0)
-        return xp.reshape(rows, (nf, nloc, *table.shape[2:]))
-
-    g2 = xp.concat([g2_live, per_atom(g2_cut)], axis=-2)
-    h2 = xp.concat([h2_live, per_atom(h2_cut)], axis=-2)
+    blocks = _blocks(xp, config.repformer, nb, g.shape[-1], width)
+    parts = [_Part(rows, *(_rows(xp, x[..., :w, :], rows) for x in (g2, h2)),
+                   nb.cut(w).take(xp, rows)) for rows, w in blocks]
+    inverse = None if blocks[0][0] is None else xp.argsort(
+        xp.concat([rows for rows, _ in blocks]), stable=True)
+    g1, parts = _layers(xp, config, params, g, parts, mapping, inverse)
+    narrowest = min(w for _, w in blocks)
+    table = None if narrowest >= nb.nsel else _empty_slot_table(xp, config, params, g,
+                                                                narrowest, nb.nsel)
+    tix = type_index(xp, atype_ext[:, : nlist.shape[1]], config.ntypes)  # (nf, nloc)
+    outs = [_block_outputs(xp, config, q, table, narrowest, tix) for q in parts]
+    g2, h2, hg = (_unsort(xp, [o[k] for o in outs], inverse) for k in range(3))
     return RepformerOut(g1, g2, h2, xp.matrix_transpose(hg), nb.sw)
+
+
+class _Part(NamedTuple):
+    """One block of centres through the layers: rows (n,) int or None (all, in order);
+    g2 (nf, n, w, g2d) and h2 (nf, n, w, 3) of its ``w`` live slots; its neighborhood."""
+
+    rows: Array | None
+    g2: Array
+    h2: Array
+    nb: Neighborhood
+
+
+def _per_row(cfg: RepformerConfig, g1d: int, width: int) -> int:
+    """Elements of the largest intermediate of one centre with ``width`` slots."""
+    return width * max(g1d, 2 * cfg.attn2_nhead * cfg.attn2_hidden, cfg.attn2_nhead * width)
+
+
+def _blocks(xp: Namespace, cfg: RepformerConfig, nb: Neighborhood, g1d: int,
+            width: int | None) -> list[tuple[Array | None, int]]:
+    """``[(rows, width), ...]``: sorted blocks when eager, one block (all rows, the static
+    bound or no cut) when traced."""
+    if width is None:
+        blocks = width_blocks(xp, nb.valid, lambda w: _per_row(cfg, g1d, w))
+        if blocks is not None:
+            return blocks
+        width = nb.nsel
+    return [(None, min(max(width, 1), nb.nsel))]
+
+
+def _rows(xp: Namespace, x: Array, rows: Array | None) -> Array:
+    """The centres ``rows`` of x (nf, nloc, ...); None: all of them."""
+    return x if rows is None else xp.take(x, rows, axis=1)
+
+
+def _unsort(xp: Namespace, parts: list[Array], inverse: Array | None) -> Array:
+    """Per-block arrays (nf, n_b, ...) back to one (nf, nloc, ...) in atom order."""
+    out = parts[0] if len(parts) == 1 else xp.concat(parts, axis=1)
+    return out if inverse is None else xp.take(out, inverse, axis=1)
+
+
+def _block_outputs(xp: Namespace, config: DPA2Config, part: _Part, table: tuple | None,
+                   narrowest: int, tix: Array) -> tuple[Array, Array, Array]:
+    """g2 (nf, n, S, g2d), h2 (nf, n, S, 3) with the cut slots from the table, and HG
+    (nf, n, 3, g2d) of one block; tix: (nf, nloc) centre type index."""
+    hg = sym(xp, part.g2, part.h2, part.nb, config.smooth, config.rot_mat_sqrt_nnei)
+    width = part.g2.shape[-2]
+    if width >= part.nb.nsel:
+        return part.g2, part.h2, hg
+    t = _rows(xp, tix, part.rows)
+    nf, n = t.shape
+
+    def per_atom(cut: Array) -> Array:
+        rows = xp.take(cut[0, :, width - narrowest :, ...], xp.reshape(t, (-1,)), axis=0)
+        return xp.reshape(rows, (nf, n, *rows.shape[1:]))
+
+    return (xp.concat([part.g2, per_atom(table[0])], axis=-2),
+            xp.concat([part.h2, per_atom(table[1])], axis=-2), hg)
 
 
 def _initial_pairs(xp: Namespace, config: DPA2Config, params: dict, rr: Array, d: Array,
@@ -260,26 +312,23 @@ def _initial_pairs(xp: Namespace, config: DPA2Config, params: dict, rr: Array, d
     return activation(xp, cfg.activation_function, dense(xp, params["g2_embd"], g2)), h2
 
 
-def _layers(xp: Namespace, config: DPA2Config, params: dict, g: Array, g2: Array, h2: Array,
-            nb: Neighborhood, mapping: Array) -> tuple[Array, Array, Array]:
-    """Every layer from the glue output g (nf, nloc, g1d): the final (g1, g2, h2)."""
+def _layers(xp: Namespace, config: DPA2Config, params: dict, g: Array, parts: list[_Part],
+            mapping: Array, inverse: Array | None) -> tuple[Array, list[_Part]]:
+    """Every layer from the glue output g (nf, nloc, g1d): the final g1 and blocks.
+
+    Centres are independent within a layer; only g1 crosses blocks (through the ghost
+    features), so it is put back in atom order after each layer.
+    """
     cfg = config.repformer
     g1 = activation(xp, cfg.activation_function, g)
-    nsel = g2.shape[-2]
-    # centres are independent within a layer: eager calls run cache-sized blocks of them
-    per_row = nsel * max(g1.shape[-1], 2 * cfg.attn2_nhead * cfg.attn2_hidden,
-                         cfg.attn2_nhead * nsel)
-    blocks = row_blocks(g2, g2.shape[1], per_row)
     for i, p in enumerate(params["layers"]):
         last = i == cfg.nlayers - 1
         g1_ext = ghost_features(xp, g1, mapping)  # (nf, nall, g1d)
-        if len(blocks) == 1:
-            g1, g2, h2 = layer(xp, p, cfg, config.smooth, last, g1_ext, g2, h2, nb)
-            continue
-        parts = [layer(xp, p, cfg, config.smooth, last, g1_ext, g2[:, a:b, ...],
-                       h2[:, a:b, ...], nb.rows(a, b), a) for a, b in blocks]
-        g1, g2, h2 = (xp.concat([q[k] for q in parts], axis=1) for k in range(3))
-    return g1, g2, h2
+        outs = [layer(xp, p, cfg, config.smooth, last, g1_ext, q.g2, q.h2, q.nb, q.rows)
+                for q in parts]
+        g1 = _unsort(xp, [o[0] for o in outs], inverse)
+        parts = [q._replace(g2=o[1], h2=o[2]) for q, o in zip(parts, outs, strict=True)]
+    return g1, parts
 
 
 def _empty_slot_table(xp: Namespace, config: DPA2Config, params: dict, g: Array, width: int,
