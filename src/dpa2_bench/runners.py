@@ -17,7 +17,7 @@ from typing import Any
 import numpy as np
 
 from dpa2_core import DPA2Config, descriptor, dump_deepmd
-from dpa2_core.model.dpa2 import live_width
+from dpa2_core.model.dpa2 import live_widths
 
 from .deepmd_pt import install_stubs
 from .structures import Inputs
@@ -222,13 +222,14 @@ def ours_jax(config: DPA2Config, params: dict, inp: Inputs, task: str, **_: Any)
     ext = dj.Extension(*(jnp.asarray(x) for x in inp.ext))
     ext = ext._replace(shift=ext.shift.astype(config.dtype_name))
     coord = jnp.asarray(inp.coord, dtype=config.dtype_name)
-    # the static bound on the repformer slots in use, read once from the concrete inputs
+    # the static bounds on the slots in use, read once from the concrete inputs and params
     # (what jit_descriptor does): the compiled program cuts the empty trailing slots
-    width = live_width(np, config, np.asarray(extend_coord(coord, ext)), np.asarray(ext.nlist))
+    widths = live_widths(np, config, params, np.asarray(extend_coord(coord, ext)),
+                         np.asarray(ext.nlist))
 
     def desc(c, p):
         return dj.descriptor(p, config, extend_coord(c, ext), ext.atype_ext, ext.nlist,
-                             ext.mapping, repformer_width=width).descriptor
+                             ext.mapping, slot_widths=widths).descriptor
 
     if task == "forward":
         return _jax_runner("dpa2 jax", jax.jit(desc), (coord, jp), task, lambda o: o)

@@ -15,7 +15,7 @@ import numpy as np
 import dpa2_core as dc
 from dpa2_core import DescriptorOutput
 from dpa2_core.array_api import Array, is_traced, numpy_dtype
-from dpa2_core.model.dpa2 import live_width
+from dpa2_core.model.dpa2 import SlotWidths, live_widths
 
 from .params import X64_HINT, as_params, check_precision, check_tree, x64_enabled
 
@@ -62,6 +62,7 @@ def descriptor(
     mapping: Array | None = None,
     *,
     repformer_width: int | None = None,
+    slot_widths: SlotWidths | None = None,
 ) -> DescriptorOutput:
     """DPA-2 descriptor of jax arrays (:func:`dpa2_core.descriptor`).
 
@@ -69,8 +70,8 @@ def descriptor(
     mapping (nf, nall) -> outputs with a leading ``nf``. One frame (what ``jax.vmap``
     sees): coord_ext (nall, 3), atype_ext (nall,), nlist (nloc, nnei), mapping (nall,)
     -> outputs without it. ``config`` must be static under ``jax.jit``
-    (``static_argnums=1``); it is a frozen, hashable dataclass. ``repformer_width``
-    (static under jit): see :func:`dpa2_core.model.dpa2.live_width`.
+    (``static_argnums=1``); it is a frozen, hashable dataclass. ``repformer_width`` and
+    ``slot_widths`` (static under jit): see :func:`dpa2_core.model.dpa2.live_widths`.
     """
     coord_ext = as_jax(coord_ext, "coord_ext")
     atype_ext, nlist = as_jax(atype_ext, "atype_ext"), as_jax(nlist, "nlist")
@@ -79,14 +80,15 @@ def descriptor(
     check_inputs(params, config, coord_ext)
     if atype_ext.ndim != 1:
         return dc.descriptor(params, config, coord_ext, atype_ext, nlist, mapping,
-                             repformer_width=repformer_width)
+                             repformer_width=repformer_width, slot_widths=slot_widths)
     batch = (coord_ext[None], atype_ext[None], nlist[None],
              None if mapping is None else mapping[None])
-    out = dc.descriptor(params, config, *batch, repformer_width=repformer_width)
+    out = dc.descriptor(params, config, *batch, repformer_width=repformer_width,
+                        slot_widths=slot_widths)
     return DescriptorOutput(*(x[0] for x in out))
 
 
-_jitted = jax.jit(descriptor, static_argnums=1, static_argnames=("repformer_width",))
+_jitted = jax.jit(descriptor, static_argnums=1, static_argnames=("repformer_width", "slot_widths"))
 
 
 def jit_descriptor(
@@ -106,22 +108,25 @@ def jit_descriptor(
     coincident atoms) eagerly on concrete inputs before dispatch, which jit alone cannot
     do; they cost one device-to-host read of the inputs. Inside a caller's own
     ``jax.jit`` (traced inputs) they are skipped, as in :func:`dpa2_core.descriptor`.
-    The same read gives the bound on the repformer slots in use
-    (:func:`dpa2_core.model.dpa2.live_width`, a multiple of 8), so the compiled program
-    skips the trailing slots no atom fills, exactly as the eager path does; one compile per
+    The same read gives the bounds on the slots in use in every block
+    (:func:`dpa2_core.model.dpa2.live_widths`, multiples of 8), so the compiled program
+    skips the trailing slots no atom fills, as the eager path does; one compile per
     bound.
     """
     args = tuple(as_jax(x, name) for x, name in ((coord_ext, "coord_ext"),
                                                  (atype_ext, "atype_ext"), (nlist, "nlist"),
                                                  (mapping, "mapping")))
-    width = None
+    widths = None
+    params = as_params(params)
     if validate:
         single = args[1].ndim == 1
         batched = [x if x is None or not single else x[None] for x in args]
         dc.model.checks.validate(config, *batched)
         if not any(is_traced(x) for x in batched[:3]):
-            width = live_width(np, config, np.asarray(batched[0]), np.asarray(batched[2]))
-    return _jitted(as_params(params), config, *args, repformer_width=width)
+            if not any(is_traced(x) for x in jax.tree_util.tree_leaves(params)):
+                widths = live_widths(np, config, params, np.asarray(batched[0]),
+                                     np.asarray(batched[2]))
+    return _jitted(params, config, *args, slot_widths=widths)
 
 
 jit_descriptor.jitted = _jitted

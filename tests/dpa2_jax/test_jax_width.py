@@ -11,7 +11,7 @@ from oracle import water_frames
 
 import dpa2_core as dc
 import dpa2_jax as dj
-from dpa2_core.model.dpa2 import live_width
+from dpa2_core.model.dpa2 import live_width, live_widths
 
 
 @pytest.fixture(scope="module")
@@ -46,3 +46,54 @@ def test_the_bound_covers_every_used_slot(water):
     used = int(inside[:, : cfg.repformer.nsel].sum(-1).max())
     assert used < width <= cfg.repformer.nsel
     assert live_width(np, cfg, coord_ext, nlist, multiple=1) == used + 1
+
+
+@pytest.fixture(scope="module")
+def three_body_water():
+    coord, atype, box = water_frames()
+    cfg = dc.DPA2Config.from_dict(tiny_dict(
+        repinit={"nsel": 80, "use_three_body": True, "three_body_sel": 40,
+                 "three_body_rcut": 3.5, "three_body_rcut_smth": 1.0,
+                 "three_body_neuron": [2, 4]}, repformer={"nsel": 60}))
+    return cfg, dc.init_params(cfg, seed=5), dc.build_neighbor_list(coord[0], atype[0], cfg,
+                                                                     box[0])
+
+
+def _silent(params: dict, seed: int) -> dict:
+    """Random statistics, but davg zero in repinit and the three-body block (set_davg_zero)."""
+    out = random_stats(params, seed)
+    for block in ("repinit", "three_body"):
+        out[block] = {**out[block], "davg": np.zeros_like(out[block]["davg"])}
+    return out
+
+
+@pytest.mark.parametrize("silent", [True, False])
+def test_repinit_and_three_body_are_cut_only_when_silent(three_body_water, silent):
+    cfg, params, (coord_ext, atype_ext, mapping, nlist) = three_body_water
+    params = _silent(params, 6) if silent else random_stats(params, 6)
+    widths = live_widths(np, cfg, params, coord_ext, nlist)
+    ri = cfg.repinit
+    if silent:
+        assert widths.repinit < ri.nsel and widths.three_body < ri.three_body_sel
+    else:  # a residual with an angular part: no slot is silent, nothing is cut
+        assert (widths.repinit, widths.three_body) == (ri.nsel, ri.three_body_sel)
+    jp = dj.to_jax(params)
+    cut = dj.jit_descriptor(jp, cfg, coord_ext, atype_ext, nlist, mapping)
+    full = dj.jit_descriptor.jitted(jp, cfg, coord_ext, atype_ext, nlist, mapping)
+    eager = dc.descriptor(params, cfg, coord_ext, atype_ext, nlist, mapping)
+    for a, b, c in zip(cut, full, eager, strict=True):
+        scale = max(float(np.abs(np.asarray(c)).max()), 1e-300)
+        assert float(np.abs(np.asarray(a) - np.asarray(b)).max()) <= 1e-12 * scale
+        assert float(np.abs(np.asarray(a) - np.asarray(c)).max()) <= 1e-12 * scale
+
+
+def test_live_widths_refuses_traced_params(three_body_water):
+    import jax
+
+    cfg, params, (coord_ext, _, _, nlist) = three_body_water
+
+    def traced(p):
+        return live_widths(np, cfg, p, coord_ext, nlist).repinit
+
+    with pytest.raises(ValueError, match="concrete params"):
+        jax.jit(traced)(dj.to_jax(params))

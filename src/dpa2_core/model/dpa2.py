@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import NamedTuple
 
-from .._compat import Array, Namespace, dtype_of, namespace, used_width
+from .._compat import Array, Namespace, dtype_of, is_traced, namespace, used_width
 from .checks import check_shapes, check_values
 from .config import DPA2Config
 from .env_mat import Geometry, geometry, pad_nlist, sub_list, type_index
@@ -13,7 +13,7 @@ from .repformer import repformer
 from .repinit import repinit, three_body
 from .type_embedding import type_embedding_table
 
-__all__ = ["descriptor", "DescriptorOutput", "live_width"]
+__all__ = ["descriptor", "DescriptorOutput", "live_width", "live_widths", "SlotWidths"]
 
 
 class DescriptorOutput(NamedTuple):
@@ -27,8 +27,17 @@ class DescriptorOutput(NamedTuple):
     sw: Array
 
 
+class SlotWidths(NamedTuple):
+    """Static bounds on the slots in use in each block (:func:`live_widths`); a block's
+    ``nsel`` means no cut. Hashable, so it can be a static argument of ``jax.jit``."""
+
+    repinit: int
+    three_body: int
+    repformer: int
+
+
 def _glue(xp: Namespace, params: dict, config: DPA2Config, geo: Geometry, lists: dict,
-          atype_ext: Array, tebd_ext: Array, table: Array) -> Array:
+          atype_ext: Array, tebd_ext: Array, table: Array, widths: SlotWidths | None) -> Array:
     """Repinit [+ three-body], shape transform and optional type-embedding add (§9).
 
     lists: ``{(rcut, nsel): (nf, nloc, nsel) sub-list}``; atype_ext: (nf, nall);
@@ -36,11 +45,11 @@ def _glue(xp: Namespace, params: dict, config: DPA2Config, geo: Geometry, lists:
     """
     ri = config.repinit
     g = repinit(xp, config, params["repinit"], geo, lists[(ri.rcut, ri.nsel)], atype_ext,
-                tebd_ext, table)
+                tebd_ext, table, None if widths is None else widths.repinit)
     if ri.use_three_body:
         key = (ri.three_body_rcut, ri.three_body_sel)
         g3 = three_body(xp, config, params["three_body"], geo, lists[key], atype_ext,
-                        tebd_ext, table)
+                        tebd_ext, table, None if widths is None else widths.three_body)
         g = xp.concat([g, g3], axis=-1)
     if "g1_shape_transform" in params:
         g = dense(xp, params["g1_shape_transform"], g)
@@ -59,6 +68,7 @@ def descriptor(
     *,
     validate: bool = True,
     repformer_width: int | None = None,
+    slot_widths: SlotWidths | None = None,
 ) -> DescriptorOutput:
     """DPA-2 descriptor of the local atoms, identical to deepmd-kit's ``DescrptDPA2.call``.
 
@@ -69,6 +79,9 @@ def descriptor(
     ``validate=False`` skips the value checks (they sync device and host).
     ``repformer_width``: a static bound from :func:`live_width` on these inputs, so that a
     traced call (jit) takes the eager fast path; see :func:`.repformer.repformer`.
+    ``slot_widths``: the static bounds of every block from :func:`live_widths` (it takes
+    precedence over ``repformer_width``), so a traced call also cuts the silent slots of
+    repinit and the three-body block.
     """
     xp = namespace(coord_ext, atype_ext, nlist)
     coord_ext, mapping = check_shapes(xp, coord_ext, atype_ext, nlist, mapping)
@@ -87,8 +100,10 @@ def descriptor(
     table = type_embedding_table(xp, params["type_embedding"], config)
     tebd_ext = xp.take(table, xp.reshape(type_index(xp, atype_ext, config.ntypes), (-1,)), axis=0)
     tebd_ext = xp.reshape(tebd_ext, (*atype_ext.shape, table.shape[-1]))
-    g = _glue(xp, params, config, geo, lists, atype_ext, tebd_ext, table)
+    g = _glue(xp, params, config, geo, lists, atype_ext, tebd_ext, table, slot_widths)
     rf = config.repformer
+    if slot_widths is not None:
+        repformer_width = slot_widths.repformer
     out = repformer(xp, config, params["repformer"], geo, lists[(rf.rcut, rf.nsel)], atype_ext,
                     g, mapping, repformer_width)
     desc = out.g1
@@ -96,6 +111,19 @@ def descriptor(
         desc = xp.concat([desc, tebd_ext[:, : desc.shape[1], ...]], axis=-1)
     result = DescriptorOutput(desc, out.rot_mat, out.g2, out.h2, out.sw)
     return DescriptorOutput(*(xp.astype(x, out_dtype) for x in result))
+
+
+def _bound(xp: Namespace, config: DPA2Config, coord_ext: Array, nlist: Array, rcut: float,
+           nsel: int, multiple: int) -> int:
+    """The slots in use in the (rcut, nsel) sub-list plus one, rounded up to ``multiple``
+    and capped at nsel."""
+    coord = xp.astype(coord_ext, dtype_of(xp, config.dtype_name))
+    coord = xp.reshape(coord, (nlist.shape[0], -1, 3))
+    nlist = pad_nlist(xp, nlist, config.nsel)
+    used = used_width(xp, sub_list(xp, nlist, geometry(xp, coord, nlist).r2, rcut, nsel) >= 0)
+    if used is None:
+        raise ValueError("live_width: needs concrete inputs (it reads their values)")
+    return min(nsel, -(-(used + 1) // multiple) * multiple)
 
 
 def live_width(xp: Namespace, config: DPA2Config, coord_ext: Array, nlist: Array,
@@ -109,11 +137,31 @@ def live_width(xp: Namespace, config: DPA2Config, coord_ext: Array, nlist: Array
     of rcut cannot make the bound short.
     """
     rf = config.repformer
-    coord = xp.astype(coord_ext, dtype_of(xp, config.dtype_name))
-    coord = xp.reshape(coord, (nlist.shape[0], -1, 3))
-    nlist = pad_nlist(xp, nlist, config.nsel)
-    sub = sub_list(xp, nlist, geometry(xp, coord, nlist).r2, rf.rcut, rf.nsel)
-    used = used_width(xp, sub >= 0)
-    if used is None:
-        raise ValueError("live_width: needs concrete inputs (it reads their values)")
-    return min(rf.nsel, -(-(used + 1) // multiple) * multiple)
+    return _bound(xp, config, coord_ext, nlist, rf.rcut, rf.nsel, multiple)
+
+
+def live_widths(xp: Namespace, config: DPA2Config, params: dict, coord_ext: Array,
+                nlist: Array, multiple: int = 8) -> SlotWidths:
+    """The bounds of :func:`live_width` for every block, from concrete inputs and params.
+
+    Repinit and the three-body block cut only silent slots (their §5.5 residual is zero
+    where the sum would see it: ``davg == 0`` there, components 0:4 and 1:4), so each of
+    their bounds is kept only when the parameters make the cut slots silent, and is the
+    block's nsel (no cut) otherwise.
+    """
+    ri = config.repinit
+
+    def silent(block: str, width: int, first: int) -> int:
+        davg = params[block]["davg"]
+        if is_traced(davg):
+            raise ValueError("live_widths: needs concrete params (it reads davg)")
+        nsel = davg.shape[1]
+        return width if bool(xp.all(xp.asarray(davg)[:, width:, first:] == 0)) else nsel
+
+    w_ri = silent("repinit", _bound(xp, config, coord_ext, nlist, ri.rcut, ri.nsel, multiple),
+                  0)
+    w_3b = ri.three_body_sel
+    if ri.use_three_body:
+        w_3b = silent("three_body", _bound(xp, config, coord_ext, nlist, ri.three_body_rcut,
+                                           ri.three_body_sel, multiple), 1)
+    return SlotWidths(w_ri, w_3b, live_width(xp, config, coord_ext, nlist, multiple))

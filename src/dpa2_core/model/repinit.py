@@ -75,16 +75,18 @@ def _pair_table(xp: Namespace, strip_net: list, tebd_table: Array, act: str,
 
 
 def repinit(xp: Namespace, config: DPA2Config, params: dict, geo: Geometry, nlist: Array,
-            atype_ext: Array, tebd_ext: Array, tebd_table: Array) -> Array:
+            atype_ext: Array, tebd_ext: Array, tebd_table: Array, width: int | None = None
+            ) -> Array:
     """Repinit output (nf, nloc, ng * axis_neuron), ``ng``-major flattening (§7).
 
     nlist: (nf, nloc, S_i) sub-list; atype_ext: (nf, nall); tebd_ext: (nf, nall, tebd);
-    tebd_table: (nt+1, tebd).
+    tebd_table: (nt+1, tebd); width: a static bound on the silent cut
+    (:func:`.dpa2.live_widths`), None to read it from the values when eager.
     """
     cfg = config.repinit
     act = cfg.activation_function
     nf, nloc, nsel = nlist.shape  # the normalisation keeps the configured S_i
-    nlist, params = _cut_silent_slots(xp, nlist, params, 0)
+    nlist, params = _cut_silent_slots(xp, nlist, params, 0, width)
     env = block_env(xp, config, params, geo, nlist, atype_ext, cfg.rcut, cfg.rcut_smth)
     ss = env.rr[..., 0:1]
     if cfg.tebd_input_mode == "concat":
@@ -111,7 +113,8 @@ def repinit(xp: Namespace, config: DPA2Config, params: dict, geo: Geometry, nlis
     return xp.reshape(d, (nf, nloc, -1))
 
 
-def _cut_silent_slots(xp: Namespace, nlist: Array, params: dict, first: int) -> tuple[Array, dict]:
+def _cut_silent_slots(xp: Namespace, nlist: Array, params: dict, first: int,
+                      width: int | None = None) -> tuple[Array, dict]:
     """Eager fast path of the repinit and three-body blocks: drop the trailing slots that
     are empty in every row when they are silent, i.e. components ``first:4`` of their
     §5.5 residual ``-davg/dstd`` are zero (``davg == 0`` there, as ``set_davg_zero`` and
@@ -122,29 +125,34 @@ def _cut_silent_slots(xp: Namespace, nlist: Array, params: dict, first: int) -> 
     padding.
 
     nlist: (nf, nloc, S) -> (nf, nloc, S') and params with davg/dstd cut to S'.
-    Under jit/compile (or with traced parameters) nothing is cut.
+    ``width``: a static bound whose slots beyond are known silent (:func:`.dpa2.live_widths`
+    checked it on concrete values); without one, under jit/compile (or with traced
+    parameters) nothing is cut.
     """
     davg, dstd = params["davg"], params["dstd"]
-    width = used_width(xp, nlist >= 0, davg, dstd)
+    static = width is not None
+    if not static:
+        width = used_width(xp, nlist >= 0, davg, dstd)
     if width is None or width >= nlist.shape[-1]:
         return nlist, params
     width = max(width, 1)
-    if not bool(xp.all(davg[:, width:, first:] == 0)):
+    if not static and not bool(xp.all(davg[:, width:, first:] == 0)):
         return nlist, params
     cut = {**params, "davg": davg[:, :width, ...], "dstd": dstd[:, :width, ...]}
     return nlist[..., :width], cut
 
 
 def three_body(xp: Namespace, config: DPA2Config, params: dict, geo: Geometry, nlist: Array,
-               atype_ext: Array, tebd_ext: Array, tebd_table: Array) -> Array:
+               atype_ext: Array, tebd_ext: Array, tebd_table: Array, width: int | None = None
+               ) -> Array:
     """Three-body output (nf, nloc, ng3) from angle features of every slot pair (§8).
 
     nlist: (nf, nloc, S_3) sub-list; atype_ext: (nf, nall); tebd_ext: (nf, nall, tebd);
-    tebd_table: (nt+1, tebd).
+    tebd_table: (nt+1, tebd); width: as in :func:`repinit`.
     """
     cfg = config.repinit
     nsel = nlist.shape[-1]  # the normalisation keeps the configured S_3
-    nlist, params = _cut_silent_slots(xp, nlist, params, 1)
+    nlist, params = _cut_silent_slots(xp, nlist, params, 1, width)
     env = block_env(xp, config, params, geo, nlist, atype_ext,
                     cfg.three_body_rcut, cfg.three_body_rcut_smth)
     vec = env.rr[..., 1:4]
