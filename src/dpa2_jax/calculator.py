@@ -21,6 +21,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from dpa2_core.calculator import DEFAULT_SKIN, MIN_DISTANCE, BaseCalculator, artifact_precision
+from dpa2_core.model.dpa2 import live_widths
 
 from .export import ExportedModel, load_exported
 from .model import ModelConfig, atom_energy, load_model
@@ -38,11 +39,13 @@ def _cast(config: ModelConfig, params: Any, dtype: str) -> tuple[ModelConfig, An
 
 
 def _make_lower(config: ModelConfig):
-    """jit: (params, coord_ext, atype_ext, nlist, mapping) -> energy, atom_e, force, virial."""
+    """jit: (params, coord_ext, atype_ext, nlist, mapping) -> energy, atom_e, force, virial;
+    ``slot_widths`` static (one compile per bound, see :func:`atom_energy`)."""
 
-    def lower(params, coord_ext, atype_ext, nlist, mapping):
+    def lower(params, coord_ext, atype_ext, nlist, mapping, slot_widths=None):
         def total(x):
-            e = atom_energy(params, config, x, atype_ext, nlist, mapping)
+            e = atom_energy(params, config, x, atype_ext, nlist, mapping,
+                            slot_widths=slot_widths)
             return jnp.sum(e), e
 
         grad, atom_e = jax.grad(total, has_aux=True)(coord_ext)
@@ -50,7 +53,7 @@ def _make_lower(config: ModelConfig):
         virial = jnp.einsum("fai,faj->fij", force, coord_ext)  # sum_a f_a (x) x_a
         return jnp.sum(atom_e, axis=-1), atom_e, force, virial
 
-    return jax.jit(lower)
+    return jax.jit(lower, static_argnames=("slot_widths",))
 
 
 class Calculator(BaseCalculator):
@@ -108,7 +111,11 @@ class Calculator(BaseCalculator):
             (lambda x: jax.device_put(x, self.device))
         args = (put(jnp.asarray(coord_ext, dtype=self.config.descriptor.dtype_name)),
                 *(put(jnp.asarray(v)) for v in (atype_ext, nlist, mapping)))
-        energy, atom_e, force, virial = self._lower(self.params, *args)
+        # the bounds on the slots in use, from the host copies (the compiled step cuts the
+        # slots no atom fills; they change in steps of 8, so recompiles are rare)
+        widths = live_widths(np, self.config.descriptor, self.params["descriptor"],
+                             coord_ext, nlist)
+        energy, atom_e, force, virial = self._lower(self.params, *args, slot_widths=widths)
         return {"energy": np.asarray(energy, dtype=np.float64),
                 "atom_energy": np.asarray(atom_e, dtype=np.float64),
                 "force_ext": np.asarray(force, dtype=np.float64),

@@ -23,6 +23,7 @@ from dpa2_core.array_api import Array
 from dpa2_core.io.deepmd_model import DeepmdModel
 from dpa2_core.io.deepmd_model import load_deepmd_model as load_deepmd_model_np
 from dpa2_core.io.loader import load_model as load_model_np
+from dpa2_core.model.dpa2 import SlotWidths
 from dpa2_core.model.fitting import FittingConfig, atomic_energy, init_fitting_params
 from dpa2_core.neighbors.extension import Extension
 from dpa2_core.neighbors.extension import extend_coord as _extend_coord
@@ -136,11 +137,16 @@ def model_trainable(params: dict, config: ModelConfig) -> dict:
 
 
 def atom_energy(params: dict, config: ModelConfig, coord_ext, atype_ext, nlist,
-                mapping=None) -> Array:
-    """Per-atom energies (nf, nloc), or (nloc,) for one frame; virtual atoms give 0."""
+                mapping=None, *, slot_widths: SlotWidths | None = None) -> Array:
+    """Per-atom energies (nf, nloc), or (nloc,) for one frame; virtual atoms give 0.
+
+    ``slot_widths`` (static under jit): the bounds of
+    :func:`dpa2_core.model.dpa2.live_widths` on these inputs, so a traced call cuts the
+    slots no atom fills.
+    """
     params = as_params(params)  # numpy/torch trees: converted once, at the edge
     desc = descriptor(params["descriptor"], config.descriptor, coord_ext, atype_ext, nlist,
-                      mapping).descriptor
+                      mapping, slot_widths=slot_widths).descriptor
     atype = atype_ext[..., : nlist.shape[-2]]
     return atomic_energy(params["fitting"], config.fitting, desc, atype,
                          params.get("out_bias"))
