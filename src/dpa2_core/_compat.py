@@ -215,13 +215,18 @@ def width_blocks(xp: Any, valid: Array, per_row: Any) -> list[tuple[Array, int]]
     widths = [max(int(w), 1) for w in to_numpy(xp.take(used, order))]
     blocks, start = [], 0
     while start < len(widths):
-        stop = start + 1
-        while stop < len(widths):
-            fits = (stop + 1 - start) * per_row(widths[stop]) <= BLOCK_ELEMENTS
-            close = widths[stop] <= widths[start] + WIDTH_TOLERANCE
-            if not fits or (stop - start >= MIN_BLOCK_ROWS and not close):
-                break
-            stop += 1
+        stop = _block_end(widths, start, per_row)
         blocks.append((order[start:stop], widths[stop - 1]))
         start = stop
     return blocks
+
+
+def _block_end(widths: list[int], start: int, per_row: Any) -> int:
+    """End of the block from ``start`` over ascending ``widths``: it grows while within the
+    element budget, and past :data:`MIN_BLOCK_ROWS` only within the width tolerance."""
+    for stop in range(start + 1, len(widths)):
+        fits = (stop + 1 - start) * per_row(widths[stop]) <= BLOCK_ELEMENTS
+        close = widths[stop] <= widths[start] + WIDTH_TOLERANCE
+        if not fits or (stop - start >= MIN_BLOCK_ROWS and not close):
+            return stop
+    return len(widths)
