@@ -13,8 +13,9 @@ Array: TypeAlias = Any  # an array of any array-API namespace (the one alias of 
 Namespace: TypeAlias = Any  # an array-API namespace module
 
 __all__ = ["Array", "Namespace", "BLOCK_ELEMENTS", "asarray_like", "device", "dtype_of",
-           "gather_rows", "is_traced", "muladd", "namespace", "numpy_dtype", "row_blocks",
-           "softmax", "to_numpy", "torch_load", "used_width", "width_blocks"]
+           "gather_rows", "is_traced", "muladd", "namespace", "numpy_dtype",
+           "softmax", "take_rows", "in_atom_order", "to_numpy", "torch_load", "used_width",
+           "width_blocks"]
 
 
 def namespace(*arrays: Array) -> Any:
@@ -178,16 +179,6 @@ def used_width(xp: Any, valid: Array, *params: Array) -> int | None:
 BLOCK_ELEMENTS = 1 << 20
 
 
-def row_blocks(x: Array, nrows: int, per_row: int) -> list[tuple[int, int]]:
-    """``[(start, stop), ...]`` blocks of ``nrows`` atoms, each about
-    :data:`BLOCK_ELEMENTS` / ``per_row`` atoms; one block while ``x`` is traced (under
-    jit/compile the compiler schedules the memory itself)."""
-    if is_traced(x):
-        return [(0, nrows)]
-    size = max(1, BLOCK_ELEMENTS // max(per_row, 1))
-    return [(a, min(a + size, nrows)) for a in range(0, nrows, size)]
-
-
 #: the fewest centres in a block that :func:`width_blocks` closes for a narrower width
 #: (every block costs a fixed number of op dispatches per layer), and by how many slots a
 #: block may widen before a new one starts
@@ -212,13 +203,22 @@ def width_blocks(xp: Any, valid: Array, per_row: Any) -> list[tuple[Array, int]]
     used = xp.max(xp.where(valid, rank, xp.zeros_like(rank)), axis=-1)  # (nf, nloc)
     used = xp.max(used, axis=0)  # (nloc,)
     order = xp.argsort(used, stable=True)
-    widths = [max(int(w), 1) for w in to_numpy(xp.take(used, order))]
+    widths = [max(w, 1) for w in _host_ints(xp.take(used, order))]
     blocks, start = [], 0
     while start < len(widths):
         stop = _block_end(widths, start, per_row)
         blocks.append((order[start:stop], widths[stop - 1]))
         start = stop
     return blocks
+
+
+def _host_ints(x: Array) -> list[int]:
+    """A 1-D integer array as Python ints (one transfer; element-wise for the storage-less
+    wrappers of torch.func transforms, whose values are concrete all the same)."""
+    try:
+        return [int(v) for v in to_numpy(x)]
+    except RuntimeError:
+        return [int(v) for v in x]
 
 
 def _block_end(widths: list[int], start: int, per_row: Any) -> int:
@@ -230,3 +230,19 @@ def _block_end(widths: list[int], start: int, per_row: Any) -> int:
         if not fits or (stop - start >= MIN_BLOCK_ROWS and not close):
             return stop
     return len(widths)
+
+
+def take_rows(xp: Any, x: Array, rows: Array | None) -> Array:
+    """The centres ``rows`` ((n,) int) of x (nf, nloc, ...); None: all of them, in order."""
+    return x if rows is None else xp.take(x, rows, axis=1)
+
+
+def in_atom_order(xp: Any, parts: list[Array], blocks: list[tuple[Array | None, int]]
+                  ) -> Array:
+    """Per-block arrays (nf, n_b, ...) of :func:`width_blocks` back to one (nf, nloc, ...)
+    in atom order."""
+    out = parts[0] if len(parts) == 1 else xp.concat(parts, axis=1)
+    if blocks[0][0] is None:
+        return out
+    order = blocks[0][0] if len(blocks) == 1 else xp.concat([r for r, _ in blocks])
+    return xp.take(out, xp.argsort(order, stable=True), axis=1)

@@ -103,3 +103,4 @@ def _to_torch(torch, tree):
     if isinstance(tree, list | tuple):
         return type(tree)(_to_torch(torch, v) for v in tree)
     return torch.as_tensor(np.asarray(tree))
+

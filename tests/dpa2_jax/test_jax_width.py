@@ -11,6 +11,7 @@ from oracle import water_frames
 
 import dpa2_core as dc
 import dpa2_jax as dj
+from dpa2_core import _compat
 from dpa2_core.model.dpa2 import live_width, live_widths
 
 
@@ -97,3 +98,31 @@ def test_live_widths_refuses_traced_params(three_body_water):
 
     with pytest.raises(ValueError, match="concrete params"):
         jax.jit(traced)(dj.to_jax(params))
+
+
+@pytest.mark.parametrize("mode", ["concat", "strip"])
+def test_sorted_silent_blocks_of_repinit_and_three_body_give_the_uncut_numbers(mode):
+    """davg zero in repinit and the three-body block (set_davg_zero): eager calls cut each
+    sorted block to its own width; the jitted program cuts nothing."""
+    coord, atype, box = water_frames()
+    cfg = dc.DPA2Config.from_dict(tiny_dict(
+        repinit={"nsel": 80, "use_three_body": True, "three_body_sel": 40,
+                 "three_body_rcut": 3.5, "three_body_rcut_smth": 1.0,
+                 "three_body_neuron": [2, 4], "tebd_input_mode": mode},
+        repformer={"nsel": 60}))
+    params = random_stats(dc.init_params(cfg, seed=8), seed=9)
+    for block in ("repinit", "three_body"):
+        params[block] = {**params[block], "davg": np.zeros_like(params[block]["davg"])}
+    coord_ext, atype_ext, mapping, nlist = dc.build_neighbor_list(coord[0], atype[0], cfg,
+                                                                  box[0])
+    old = _compat.BLOCK_ELEMENTS, _compat.MIN_BLOCK_ROWS
+    _compat.BLOCK_ELEMENTS, _compat.MIN_BLOCK_ROWS = 2048, 4  # several sorted blocks
+    try:
+        cut = dc.descriptor(params, cfg, coord_ext, atype_ext, nlist, mapping)
+    finally:
+        _compat.BLOCK_ELEMENTS, _compat.MIN_BLOCK_ROWS = old
+    full = dj.jit_descriptor.jitted(dj.to_jax(params), cfg, coord_ext, atype_ext, nlist,
+                                    mapping)
+    for a, b in zip(cut, full, strict=True):
+        b = np.asarray(b)
+        np.testing.assert_allclose(a, b, rtol=0, atol=1e-12 * float(np.abs(b).max()))

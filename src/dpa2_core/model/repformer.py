@@ -5,7 +5,7 @@ from __future__ import annotations
 import math
 from typing import NamedTuple
 
-from .._compat import Array, Namespace, device, gather_rows, width_blocks
+from .._compat import Array, Namespace, device, gather_rows, in_atom_order, take_rows, width_blocks
 from .activations import activation
 from .attention import atten2_ev_apply, atten2_map, atten2_mh_apply, local_atten
 from .config import DPA2Config, RepformerConfig
@@ -45,7 +45,7 @@ class Neighborhood(NamedTuple):
 
     def take(self, xp: Namespace, rows: Array | None) -> Neighborhood:
         """The centres ``rows`` ((n,) int; None: all of them)."""
-        return Neighborhood(*(_rows(xp, x, rows) for x in self[:5]), self.nsel)
+        return Neighborhood(*(take_rows(xp, x, rows) for x in self[:5]), self.nsel)
 
 
 class RepformerOut(NamedTuple):
@@ -165,7 +165,7 @@ def layer(xp: Namespace, p: dict, cfg: RepformerConfig, smooth: bool, last: bool
     Returns the new (g1 (nf, n, g1d), g2, h2); the last layer leaves g2 and h2 as they are.
     """
     nloc = g2.shape[1]
-    g1 = g1_ext[:, :nloc, ...] if rows is None else _rows(xp, g1_ext, rows)  # local < nloc
+    g1 = g1_ext[:, :nloc, ...] if rows is None else take_rows(xp, g1_ext, rows)  # local < nloc
     c = Channels(g1, gather_rows(xp, g1_ext, nb.idx), g2, h2)
     residual = cfg.update_style == "res_residual"
     g1_new = _combine(xp, cfg.update_style, _g1_updates(xp, p, cfg, smooth, c, nb),
@@ -229,17 +229,15 @@ def repformer(xp: Namespace, config: DPA2Config, params: dict, geo: Geometry, nl
     rr, d, nb = neighborhood(xp, config, params, geo, nlist, atype_ext)
     g2, h2 = _initial_pairs(xp, config, params, rr, d, nb.valid)
     blocks = _blocks(xp, config.repformer, nb, g.shape[-1], width)
-    parts = [_Part(rows, *(_rows(xp, x[..., :w, :], rows) for x in (g2, h2)),
+    parts = [_Part(rows, *(take_rows(xp, x[..., :w, :], rows) for x in (g2, h2)),
                    nb.cut(w).take(xp, rows)) for rows, w in blocks]
-    inverse = None if blocks[0][0] is None else xp.argsort(
-        xp.concat([rows for rows, _ in blocks]), stable=True)
-    g1, parts = _layers(xp, config, params, g, parts, mapping, inverse)
+    g1, parts = _layers(xp, config, params, g, parts, mapping, blocks)
     narrowest = min(w for _, w in blocks)
     table = None if narrowest >= nb.nsel else _empty_slot_table(xp, config, params, g,
                                                                 narrowest, nb.nsel)
     tix = type_index(xp, atype_ext[:, : nlist.shape[1]], config.ntypes)  # (nf, nloc)
     outs = [_block_outputs(xp, config, q, table, narrowest, tix) for q in parts]
-    g2, h2, hg = (_unsort(xp, [o[k] for o in outs], inverse) for k in range(3))
+    g2, h2, hg = (in_atom_order(xp, [o[k] for o in outs], blocks) for k in range(3))
     return RepformerOut(g1, g2, h2, xp.matrix_transpose(hg), nb.sw)
 
 
@@ -270,17 +268,6 @@ def _blocks(xp: Namespace, cfg: RepformerConfig, nb: Neighborhood, g1d: int,
     return [(None, min(max(width, 1), nb.nsel))]
 
 
-def _rows(xp: Namespace, x: Array, rows: Array | None) -> Array:
-    """The centres ``rows`` of x (nf, nloc, ...); None: all of them."""
-    return x if rows is None else xp.take(x, rows, axis=1)
-
-
-def _unsort(xp: Namespace, parts: list[Array], inverse: Array | None) -> Array:
-    """Per-block arrays (nf, n_b, ...) back to one (nf, nloc, ...) in atom order."""
-    out = parts[0] if len(parts) == 1 else xp.concat(parts, axis=1)
-    return out if inverse is None else xp.take(out, inverse, axis=1)
-
-
 def _block_outputs(xp: Namespace, config: DPA2Config, part: _Part, table: tuple | None,
                    narrowest: int, tix: Array) -> tuple[Array, Array, Array]:
     """g2 (nf, n, S, g2d), h2 (nf, n, S, 3) with the cut slots from the table, and HG
@@ -289,7 +276,7 @@ def _block_outputs(xp: Namespace, config: DPA2Config, part: _Part, table: tuple 
     width = part.g2.shape[-2]
     if width >= part.nb.nsel:
         return part.g2, part.h2, hg
-    t = _rows(xp, tix, part.rows)
+    t = take_rows(xp, tix, part.rows)
     nf, n = t.shape
 
     def per_atom(cut: Array) -> Array:
@@ -313,7 +300,7 @@ def _initial_pairs(xp: Namespace, config: DPA2Config, params: dict, rr: Array, d
 
 
 def _layers(xp: Namespace, config: DPA2Config, params: dict, g: Array, parts: list[_Part],
-            mapping: Array, inverse: Array | None) -> tuple[Array, list[_Part]]:
+            mapping: Array, blocks: list) -> tuple[Array, list[_Part]]:
     """Every layer from the glue output g (nf, nloc, g1d): the final g1 and blocks.
 
     Centres are independent within a layer; only g1 crosses blocks (through the ghost
@@ -326,7 +313,7 @@ def _layers(xp: Namespace, config: DPA2Config, params: dict, g: Array, parts: li
         g1_ext = ghost_features(xp, g1, mapping)  # (nf, nall, g1d)
         outs = [layer(xp, p, cfg, config.smooth, last, g1_ext, q.g2, q.h2, q.nb, q.rows)
                 for q in parts]
-        g1 = _unsort(xp, [o[0] for o in outs], inverse)
+        g1 = in_atom_order(xp, [o[0] for o in outs], blocks)
         parts = [q._replace(g2=o[1], h2=o[2]) for q, o in zip(parts, outs, strict=True)]
     return g1, parts
 

@@ -2,11 +2,19 @@
 
 from __future__ import annotations
 
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 import numpy as np
 
-from .._compat import Array, Namespace, gather_rows, row_blocks, used_width
+from .._compat import (
+    Array,
+    Namespace,
+    gather_rows,
+    in_atom_order,
+    take_rows,
+    used_width,
+    width_blocks,
+)
 from .config import DPA2Config
 from .env_mat import Geometry, env_mat, exclusion_mask, neighbor_types, type_index
 from .layers import dense_split, embedding_net, skips
@@ -26,6 +34,11 @@ class BlockEnv(NamedTuple):
     sw: Array
     mask: Array
     idx: Array
+
+    def take(self, xp: Namespace, rows: Array | None, width: int) -> BlockEnv:
+        """The centres ``rows`` ((n,) int; None: all) and their first ``width`` slots."""
+        rr = take_rows(xp, self.rr, rows)[..., :width, :]
+        return BlockEnv(rr, *(take_rows(xp, x, rows)[..., :width] for x in self[1:]))
 
 
 def block_env(xp: Namespace, config: DPA2Config, params: dict, geo: Geometry, nlist: Array,
@@ -84,15 +97,32 @@ def repinit(xp: Namespace, config: DPA2Config, params: dict, geo: Geometry, nlis
     (:func:`.dpa2.live_widths`), None to read it from the values when eager.
     """
     cfg = config.repinit
-    act = cfg.activation_function
     nf, nloc, nsel = nlist.shape  # the normalisation keeps the configured S_i
     nlist, params = _cut_silent_slots(xp, nlist, params, 0, width)
     env = block_env(xp, config, params, geo, nlist, atype_ext, cfg.rcut, cfg.rcut_smth)
+    ng = max(layer["w"].shape[-1] for layer in params["embedding"])
+    blocks = _silent_blocks(xp, nlist, params["davg"], 0, lambda w: w * ng)
+    out = [_repinit_rows(xp, config, params, env.take(xp, rows, w), rows, atype_ext, tebd_ext,
+                         tebd_table) for rows, w in blocks]
+    gr = in_atom_order(xp, out, blocks) / nsel  # (nf, nloc, ng, 4)
+    d = xp.matmul(gr, xp.matrix_transpose(gr[..., : cfg.axis_neuron, :]))
+    return xp.reshape(d, (nf, nloc, -1))
+
+
+def _repinit_rows(xp: Namespace, config: DPA2Config, params: dict, env: BlockEnv,
+                  rows: Array | None, atype_ext: Array, tebd_ext: Array, tebd_table: Array
+                  ) -> Array:
+    """sum_j g_ij^T R_ij of the centres ``rows`` (None: all): (nf, n, ng, 4), unscaled."""
+    cfg = config.repinit
+    act = cfg.activation_function
+    nloc = env.rr.shape[1] if rows is None else None
+    local = atype_ext[:, :nloc] if rows is None else take_rows(xp, atype_ext, rows)
     ss = env.rr[..., 0:1]
     if cfg.tebd_input_mode == "concat":
         parts = [ss, gather_rows(xp, tebd_ext, env.idx)]
         if not cfg.type_one_side:
-            parts.append(tebd_ext[:, :nloc, None, :])
+            centre = tebd_ext[:, :nloc, ...] if rows is None else take_rows(xp, tebd_ext, rows)
+            parts.append(centre[:, :, None, :])
         g = _concat_net(xp, params["embedding"], parts, act)
     else:
         g = embedding_net(xp, params["embedding"], ss, act)
@@ -102,15 +132,29 @@ def repinit(xp: Namespace, config: DPA2Config, params: dict, geo: Geometry, nlis
             table, pair = embedding_net(xp, params["embedding_strip"], tebd_table, act), tj
         else:
             table = _pair_table(xp, params["embedding_strip"], tebd_table, act, False)
-            ti = type_index(xp, atype_ext[:, :nloc], config.ntypes)[:, :, None]
+            ti = type_index(xp, local, config.ntypes)[:, :, None]
             pair = ti * ntp + tj
         gt = xp.reshape(xp.take(table, xp.reshape(pair, (-1,)), axis=0), g.shape)
         if config.smooth:
             gt = gt * env.sw[..., None]
         g = g * gt + g
-    gr = xp.matmul(xp.matrix_transpose(g), env.rr) / nsel  # (nf, nloc, ng, 4)
-    d = xp.matmul(gr, xp.matrix_transpose(gr[..., : cfg.axis_neuron, :]))
-    return xp.reshape(d, (nf, nloc, -1))
+    return xp.matmul(xp.matrix_transpose(g), env.rr)
+
+
+def _silent_blocks(xp: Namespace, nlist: Array, davg: Array, first: int, per_row: Any
+                   ) -> list[tuple[Array | None, int]]:
+    """Centres sorted into blocks by the slots they use (:func:`.._compat.width_blocks`),
+    each block cut to its own width when the slots it drops are silent (components
+    ``first:4`` of davg zero beyond the narrowest width); otherwise every block keeps all
+    of the list's slots. One block of all rows and slots while traced."""
+    nsel = nlist.shape[-1]
+    blocks = width_blocks(xp, nlist >= 0, per_row)
+    if blocks is None:
+        return [(None, nsel)]
+    narrowest = min(w for _, w in blocks)
+    if narrowest < nsel and not bool(xp.all(davg[:, narrowest:, first:] == 0)):
+        return [(rows, nsel) for rows, _ in blocks]
+    return blocks
 
 
 def _cut_silent_slots(xp: Namespace, nlist: Array, params: dict, first: int,
@@ -155,26 +199,23 @@ def three_body(xp: Namespace, config: DPA2Config, params: dict, geo: Geometry, n
     nlist, params = _cut_silent_slots(xp, nlist, params, 1, width)
     env = block_env(xp, config, params, geo, nlist, atype_ext,
                     cfg.three_body_rcut, cfg.three_body_rcut_smth)
-    vec = env.rr[..., 1:4]
-    angle = xp.matmul(vec, xp.matrix_transpose(vec))[..., None]  # (nf, nloc, S3, S3, 1)
-    s3 = vec.shape[-2]
-    width = max(layer["w"].shape[-1] for layer in params["embedding"])
-    # centres are independent: eager calls run cache-sized blocks of them
-    blocks = row_blocks(angle, angle.shape[1], s3 * s3 * width)
-    out = [_three_body_rows(xp, config, params, env, angle, atype_ext, tebd_ext, tebd_table,
-                            a, b) for a, b in blocks]
-    total = out[0] if len(out) == 1 else xp.concat(out, axis=1)
-    return total / (nsel * nsel)
+    ng = max(layer["w"].shape[-1] for layer in params["embedding"])
+    # centres are independent: eager calls run cache-sized blocks of them sorted by the
+    # slots they use, each cut to its own width
+    blocks = _silent_blocks(xp, nlist, params["davg"], 1, lambda w: w * w * ng)
+    out = [_three_body_rows(xp, config, params, env.take(xp, rows, w), atype_ext, tebd_ext,
+                            tebd_table) for rows, w in blocks]
+    return in_atom_order(xp, out, blocks) / (nsel * nsel)
 
 
 def _three_body_rows(xp: Namespace, config: DPA2Config, params: dict, env: BlockEnv,
-                     angle: Array, atype_ext: Array, tebd_ext: Array, tebd_table: Array,
-                     start: int, stop: int) -> Array:
-    """sum_jk angle * g of the centres ``start:stop``: (nf, stop - start, ng3), unscaled."""
+                     atype_ext: Array, tebd_ext: Array, tebd_table: Array) -> Array:
+    """sum_jk angle * g of one block of centres: (nf, n, ng3), unscaled."""
     cfg = config.repinit
     act = cfg.activation_function
-    angle = angle[:, start:stop, ...]
-    idx = env.idx[:, start:stop, ...]
+    vec = env.rr[..., 1:4]
+    angle = xp.matmul(vec, xp.matrix_transpose(vec))[..., None]  # (nf, n, S3, S3, 1)
+    idx = env.idx
     if cfg.tebd_input_mode == "concat":
         nei = gather_rows(xp, tebd_ext, idx)  # (nf, n, S3, tebd)
         parts = [angle, nei[:, :, :, None, :], nei[:, :, None, :, :]]
@@ -187,7 +228,7 @@ def _three_body_rows(xp: Namespace, config: DPA2Config, params: dict, env: Block
         table = _pair_table(xp, params["embedding_strip"], tebd_table, act, True)
         gt = xp.reshape(xp.take(table, xp.reshape(pair, (-1,)), axis=0), g.shape)
         if config.smooth:
-            sw = env.sw[:, start:stop, ...]
+            sw = env.sw
             gt = gt * (sw[:, :, :, None] * sw[:, :, None, :])[..., None]
         g = g * gt + g
     return xp.sum(angle * g, axis=(2, 3))
