@@ -13,6 +13,7 @@ from oracle import MODEL_DP, deepmd_call
 
 import dpa2_core as dc
 from dpa2_core.io import load_descriptor, load_model, model_kind
+from dpa2_core.io.loader import checkpoint_container
 from dpa2_core.model.params import tree_paths
 
 CKPT = MODEL_DP.with_suffix(".ckpt.pt")
@@ -139,3 +140,21 @@ def test_nsel_lists_sum_as_deepmd_kit_reads_them():
     np.testing.assert_allclose(ours.descriptor, ref[0], rtol=0, atol=1e-12)
     with pytest.raises(ValueError, match=r"repinit.nsel=\[40, 'a'\]"):
         dc.DPA2Config.from_dict(tiny_dict(repinit={"nsel": [40, "a"]}))
+
+
+@pytest.mark.parametrize(("tag", "container"), [
+    ("dpa2-torch-checkpoint", "torch"), ("dpa2-jax-checkpoint", "jax"),
+    ("dpa2_torch", "torch"), ("dpa2_jax-checkpoint", "jax"),  # as 0.1.0 wrote them
+    ("dpa2", None), ("dpa2-numpy-checkpoint", None), ("dpa2-torch-model", None),
+    ("torch", None), (None, None), (3, None)])
+def test_checkpoint_tags_name_their_container(tag, container):
+    assert checkpoint_container(tag) == container
+
+
+def test_checkpoints_with_the_first_tags_are_still_recognised(tmp_path):
+    torch = pytest.importorskip("torch")
+    torch.save({"format": "dpa2_torch", "version": 1, "step": 0}, tmp_path / "old.pt")
+    assert model_kind(tmp_path / "old.pt") == "dpa2-torch-checkpoint"
+    meta = json.dumps({"format": "dpa2_jax-checkpoint", "step": 0})
+    np.savez(tmp_path / "old.npz", __meta__=np.array(meta))
+    assert model_kind(tmp_path / "old.npz") == "dpa2-jax-checkpoint"

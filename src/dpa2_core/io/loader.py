@@ -30,13 +30,28 @@ from .deepmd_files import _decode_yaml_arrays, _read_hdf5, load_deepmd
 from .deepmd_model import DeepmdModel, bias_vector, load_deepmd_model
 from .own_format import load
 
-__all__ = ["KINDS", "TrainingCheckpoint", "describe_kind", "load_descriptor", "load_model",
+__all__ = ["JAX_CHECKPOINT_FORMAT", "KINDS", "TORCH_CHECKPOINT_FORMAT", "TrainingCheckpoint",
+           "checkpoint_container", "describe_kind", "load_descriptor", "load_model",
            "model_kind", "read_training_checkpoint"]
 
-# the ``format`` tags the two trainers write into their checkpoints (data on disk, kept as
-# the first checkpoints were written; the trainers import them from here)
-TORCH_CHECKPOINT_FORMAT = "dpa2_torch"
-JAX_CHECKPOINT_FORMAT = "dpa2_jax-checkpoint"
+# the ``format`` tags the two trainers write into their checkpoints: the file format (a
+# dpa2 training checkpoint in a torch or a numpy container), read by checkpoint_container
+TORCH_CHECKPOINT_FORMAT = "dpa2-torch-checkpoint"
+JAX_CHECKPOINT_FORMAT = "dpa2-jax-checkpoint"
+
+
+def checkpoint_container(tag: object) -> str | None:
+    """``"torch"`` or ``"jax"`` for a trainer checkpoint's ``format`` tag, None otherwise.
+
+    0.1.0 spelled the tags with an underscore after ``dpa2`` (and the torch one without the
+    ``-checkpoint`` suffix); those files are read alike.
+    """
+    if not isinstance(tag, str):
+        return None
+    words = tag.replace("_", "-").split("-")
+    if words[0] != "dpa2" or len(words) not in (2, 3) or words[2:] not in ([], ["checkpoint"]):
+        return None
+    return words[1] if words[1] in ("torch", "jax") else None
 
 # kind -> (what it is, what reads it); the second part ends every refusal
 KINDS: dict[str, tuple[str, str]] = {
@@ -158,8 +173,9 @@ def _npz_kind(path: Path, names: list[str]) -> _Inspected:
     except (ValueError, OSError, KeyError):
         return _Inspected("npz", None)
     fmt = meta.get("format") if isinstance(meta, dict) else None
-    return _Inspected({"dpa2": "dpa2-npz", JAX_CHECKPOINT_FORMAT: "dpa2-jax-checkpoint"}.get(
-        fmt, "npz"), meta)
+    if checkpoint_container(fmt) == "jax":
+        return _Inspected("dpa2-jax-checkpoint", meta)
+    return _Inspected("dpa2-npz" if fmt == "dpa2" else "npz", meta)
 
 
 def _zip_kind(path: Path, deep: bool) -> _Inspected:
@@ -186,7 +202,7 @@ def _zip_kind(path: Path, deep: bool) -> _Inspected:
             obj = torch_load(path)
         except ValueError:
             return _Inspected("torch-pickle", None)
-        if isinstance(obj, dict) and obj.get("format") == TORCH_CHECKPOINT_FORMAT:
+        if isinstance(obj, dict) and checkpoint_container(obj.get("format")) == "torch":
             return _Inspected("dpa2-torch-checkpoint", obj)
         if is_deepmd_checkpoint(obj):
             return _Inspected("deepmd-pt-checkpoint", obj)

@@ -21,7 +21,7 @@ import jax
 import numpy as np
 
 import dpa2_core as dc
-from dpa2_core.io.loader import JAX_CHECKPOINT_FORMAT
+from dpa2_core.io.loader import JAX_CHECKPOINT_FORMAT, checkpoint_container
 from dpa2_core.model.fitting import FittingConfig
 from dpa2_core.training import checkpoints
 
@@ -77,7 +77,7 @@ def _read(path: Path) -> tuple[dict, dict]:
     try:
         with np.load(path, allow_pickle=False) as f:
             meta = json.loads(str(f["__meta__"])) if "__meta__" in f.files else {}
-            if meta.get("format") != FORMAT:
+            if checkpoint_container(meta.get("format")) != "jax":
                 raise ValueError(f"restart={str(path)!r}: not a dpa2_jax checkpoint")
             return meta, {k: f[k] for k in f.files if k != "__meta__"}
     except (OSError, EOFError, KeyError, zipfile.BadZipFile) as err:  # torn or foreign

@@ -1,7 +1,7 @@
 """Our training checkpoints, and loading any model file into an :class:`EnergyModel`.
 
 A checkpoint is a plain dict (loadable with ``torch.load(..., weights_only=True)``):
-``{"format": "dpa2_torch", "version", "step", "model": state_dict, "optimizer":
+``{"format": "dpa2-torch-checkpoint", "version", "step", "model": state_dict, "optimizer":
 state_dict, "input": the deepmd-kit training input, "data": sampler state}``; the
 model is rebuilt from the input's ``model`` section and then filled from the state dict.
 """
