@@ -10,7 +10,7 @@ from .config import DPA2Config
 from .env_mat import Geometry, geometry, pad_nlist, sub_list, type_index
 from .layers import dense
 from .repformer import repformer
-from .repinit import repinit, three_body
+from .repinit import repinit, silent_beyond, three_body
 from .type_embedding import type_embedding_table
 
 __all__ = ["descriptor", "DescriptorOutput", "live_width", "live_widths", "SlotWidths"]
@@ -113,14 +113,20 @@ def descriptor(
     return DescriptorOutput(*(xp.astype(x, out_dtype) for x in result))
 
 
-def _bound(xp: Namespace, config: DPA2Config, coord_ext: Array, nlist: Array, rcut: float,
-           nsel: int, multiple: int) -> int:
-    """The slots in use in the (rcut, nsel) sub-list plus one, rounded up to ``multiple``
-    and capped at nsel."""
+def _padded_geometry(xp: Namespace, config: DPA2Config, coord_ext: Array, nlist: Array
+                     ) -> tuple[Array, Array]:
+    """The padded list and its squared distances (Å²), in the config's precision."""
     coord = xp.astype(coord_ext, dtype_of(xp, config.dtype_name))
     coord = xp.reshape(coord, (nlist.shape[0], -1, 3))
     nlist = pad_nlist(xp, nlist, config.nsel)
-    used = used_width(xp, sub_list(xp, nlist, geometry(xp, coord, nlist).r2, rcut, nsel) >= 0)
+    return nlist, geometry(xp, coord, nlist).r2
+
+
+def _bound(xp: Namespace, nlist: Array, r2: Array, rcut: float, nsel: int, multiple: int
+           ) -> int:
+    """The slots in use in the (rcut, nsel) sub-list plus one, rounded up to ``multiple``
+    and capped at nsel."""
+    used = used_width(xp, sub_list(xp, nlist, r2, rcut, nsel) >= 0)
     if used is None:
         raise ValueError("live_width: needs concrete inputs (it reads their values)")
     return min(nsel, -(-(used + 1) // multiple) * multiple)
@@ -137,7 +143,8 @@ def live_width(xp: Namespace, config: DPA2Config, coord_ext: Array, nlist: Array
     of rcut cannot make the bound short.
     """
     rf = config.repformer
-    return _bound(xp, config, coord_ext, nlist, rf.rcut, rf.nsel, multiple)
+    return _bound(xp, *_padded_geometry(xp, config, coord_ext, nlist), rf.rcut, rf.nsel,
+                  multiple)
 
 
 def live_widths(xp: Namespace, config: DPA2Config, params: dict, coord_ext: Array,
@@ -149,19 +156,18 @@ def live_widths(xp: Namespace, config: DPA2Config, params: dict, coord_ext: Arra
     their bounds is kept only when the parameters make the cut slots silent, and is the
     block's nsel (no cut) otherwise.
     """
-    ri = config.repinit
+    ri, rf = config.repinit, config.repformer
+    nlist, r2 = _padded_geometry(xp, config, coord_ext, nlist)
 
     def silent(block: str, width: int, first: int) -> int:
         davg = params[block]["davg"]
         if is_traced(davg):
             raise ValueError("live_widths: needs concrete params (it reads davg)")
-        nsel = davg.shape[1]
-        return width if bool(xp.all(xp.asarray(davg)[:, width:, first:] == 0)) else nsel
+        return width if silent_beyond(xp, xp.asarray(davg), width, first) else davg.shape[1]
 
-    w_ri = silent("repinit", _bound(xp, config, coord_ext, nlist, ri.rcut, ri.nsel, multiple),
-                  0)
+    w_ri = silent("repinit", _bound(xp, nlist, r2, ri.rcut, ri.nsel, multiple), 0)
     w_3b = ri.three_body_sel
     if ri.use_three_body:
-        w_3b = silent("three_body", _bound(xp, config, coord_ext, nlist, ri.three_body_rcut,
+        w_3b = silent("three_body", _bound(xp, nlist, r2, ri.three_body_rcut,
                                            ri.three_body_sel, multiple), 1)
-    return SlotWidths(w_ri, w_3b, live_width(xp, config, coord_ext, nlist, multiple))
+    return SlotWidths(w_ri, w_3b, _bound(xp, nlist, r2, rf.rcut, rf.nsel, multiple))

@@ -19,7 +19,7 @@ from .config import DPA2Config
 from .env_mat import Geometry, env_mat, exclusion_mask, neighbor_types, type_index
 from .layers import dense_split, embedding_net, skips
 
-__all__ = ["block_env", "BlockEnv", "repinit", "three_body"]
+__all__ = ["block_env", "BlockEnv", "repinit", "silent_beyond", "three_body"]
 
 
 class BlockEnv(NamedTuple):
@@ -152,9 +152,16 @@ def _silent_blocks(xp: Namespace, nlist: Array, davg: Array, first: int, per_row
     if blocks is None:
         return [(None, nsel)]
     narrowest = min(w for _, w in blocks)
-    if narrowest < nsel and not bool(xp.all(davg[:, narrowest:, first:] == 0)):
+    if narrowest < nsel and not silent_beyond(xp, davg, narrowest, first):
         return [(rows, nsel) for rows, _ in blocks]
     return blocks
+
+
+def silent_beyond(xp: Namespace, davg: Array, width: int, first: int) -> bool:
+    """Whether the slots ``width:`` are silent in a repinit-style block: components
+    ``first:4`` of davg (ntypes, S, 4) are zero there, so an empty slot's §5.5 residual
+    adds nothing to the block's sum (``first=0`` repinit, ``first=1`` three-body)."""
+    return bool(xp.all(davg[:, width:, first:] == 0))
 
 
 def _cut_silent_slots(xp: Namespace, nlist: Array, params: dict, first: int,
@@ -180,7 +187,7 @@ def _cut_silent_slots(xp: Namespace, nlist: Array, params: dict, first: int,
     if width is None or width >= nlist.shape[-1]:
         return nlist, params
     width = max(width, 1)
-    if not static and not bool(xp.all(davg[:, width:, first:] == 0)):
+    if not static and not silent_beyond(xp, davg, width, first):
         return nlist, params
     cut = {**params, "davg": davg[:, :width, ...], "dstd": dstd[:, :width, ...]}
     return nlist[..., :width], cut
