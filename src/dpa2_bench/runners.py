@@ -208,14 +208,15 @@ def _jax_runner(name: str, jitted, args: tuple, task: str, out_of) -> Runner:
 
 
 def ours_jax(config: DPA2Config, params: dict, inp: Inputs, task: str, **_: Any) -> Runner:
-    import dpa2_jax as dj
-
     try:
         import jax
         import jax.numpy as jnp
+
+        import dpa2_jax as dj
     except ImportError as err:
         raise Unavailable("jax is not installed") from err
     jax.config.update("jax_enable_x64", True)
+    from dpa2_jax.descriptor import JIT_BLOCKS, JIT_MULTIPLE
     from dpa2_jax.model import extend_coord
 
     jp = dj.to_jax(params)
@@ -225,7 +226,7 @@ def ours_jax(config: DPA2Config, params: dict, inp: Inputs, task: str, **_: Any)
     # the static bounds on the slots in use, read once from the concrete inputs and params
     # (what jit_descriptor does): the compiled program cuts the empty trailing slots
     widths = live_widths(np, config, params, np.asarray(extend_coord(coord, ext)),
-                         np.asarray(ext.nlist))
+                         np.asarray(ext.nlist), JIT_MULTIPLE, JIT_BLOCKS)
 
     def desc(c, p):
         return dj.descriptor(p, config, extend_coord(c, ext), ext.atype_ext, ext.nlist,

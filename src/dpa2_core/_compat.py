@@ -12,10 +12,10 @@ import numpy as np
 Array: TypeAlias = Any  # an array of any array-API namespace (the one alias of the core)
 Namespace: TypeAlias = Any  # an array-API namespace module
 
-__all__ = ["Array", "Namespace", "BLOCK_ELEMENTS", "asarray_like", "device", "dtype_of",
-           "gather_rows", "is_traced", "muladd", "namespace", "numpy_dtype",
-           "softmax", "take_rows", "in_atom_order", "to_numpy", "torch_load", "used_width",
-           "width_blocks"]
+__all__ = ["Array", "Namespace", "BLOCK_ELEMENTS", "BlockPlan", "PLAN_BLOCKS", "asarray_like",
+           "device", "dtype_of", "gather_rows", "in_atom_order", "is_traced", "muladd",
+           "namespace", "numpy_dtype", "plan_width", "softmax", "static_plan", "take_rows",
+           "to_numpy", "torch_load", "used_width", "width_blocks"]
 
 
 def namespace(*arrays: Array) -> Any:
@@ -186,30 +186,85 @@ MIN_BLOCK_ROWS = 32
 WIDTH_TOLERANCE = 2
 
 
-def width_blocks(xp: Any, valid: Array, per_row: Any) -> list[tuple[Array, int]] | None:
-    """Centres grouped by the slots they use: ``[(rows, width), ...]``, or ``None`` while
-    ``valid`` is traced.
+#: a static partition of the centres sorted by the slots they use: ``((rows, width), ...)``
+#: in ascending width, ``rows`` counted along the sorted order (hashable: a static argument
+#: of ``jax.jit``); see :func:`width_blocks` and :func:`static_plan`
+BlockPlan: TypeAlias = tuple[tuple[int, int], ...]
 
-    valid: (nf, nloc, S) bool. ``rows``: (n,) int centre indices; ``width``: the slots in
-    use by some row of the block in any frame (>= 1). Rows are sorted by their own width,
-    so each block carries only its own padding; a block holds at most about
-    :data:`BLOCK_ELEMENTS` / ``per_row(width)`` centres (``per_row``: width -> elements of
-    one centre's largest intermediate). Every centre is in exactly one block.
+
+def width_blocks(xp: Any, valid: Array, per_row: Any, plan: BlockPlan | None = None
+                 ) -> list[tuple[Array | None, int]] | None:
+    """Centres grouped by the slots they use: ``[(rows, width), ...]``, or ``None`` while
+    ``valid`` is traced and no ``plan`` is given.
+
+    valid: (nf, nloc, S) bool. ``rows``: (n,) int centre indices (None: all, in order);
+    ``width``: the slots in use by some row of the block in any frame (>= 1). Rows are
+    sorted by their own width, so each block carries only its own padding; a block holds
+    at most about :data:`BLOCK_ELEMENTS` / ``per_row(width)`` centres (``per_row``: width
+    -> elements of one centre's largest intermediate). Every centre is in exactly one block.
+
+    ``plan``: static block sizes and widths (:func:`static_plan`, from concrete inputs), so
+    a traced call sorts the centres in the program and runs the same blocks; each width
+    must bound the slots its rows use.
     """
+    if plan is not None:
+        if len(plan) == 1:
+            return [(None, plan[0][1])]
+        order, _ = _sorted_use(xp, valid)
+        starts = [sum(n for n, _ in plan[:i]) for i in range(len(plan))]
+        return [(order[a : a + n], w) for a, (n, w) in zip(starts, plan, strict=True)]
     if is_traced(valid):
         return None
-    nslot = valid.shape[-1]
-    rank = xp.arange(1, nslot + 1, dtype=xp.int64, device=device(valid))
-    used = xp.max(xp.where(valid, rank, xp.zeros_like(rank)), axis=-1)  # (nf, nloc)
-    used = xp.max(used, axis=0)  # (nloc,)
-    order = xp.argsort(used, stable=True)
-    widths = [max(w, 1) for w in _host_ints(xp.take(used, order))]
+    order, used = _sorted_use(xp, valid)
+    widths = [max(w, 1) for w in _host_ints(used)]
     blocks, start = [], 0
     while start < len(widths):
         stop = _block_end(widths, start, per_row)
         blocks.append((order[start:stop], widths[stop - 1]))
         start = stop
     return blocks
+
+
+def _sorted_use(xp: Any, valid: Array) -> tuple[Array, Array]:
+    """The centres sorted by the slots they use in any frame, and those counts (nloc,)."""
+    nslot = valid.shape[-1]
+    rank = xp.arange(1, nslot + 1, dtype=xp.int64, device=device(valid))
+    used = xp.max(xp.where(valid, rank, xp.zeros_like(rank)), axis=-1)  # (nf, nloc)
+    used = xp.max(used, axis=0)  # (nloc,)
+    order = xp.argsort(used, stable=True)
+    return order, xp.take(used, order)
+
+
+#: the most blocks of :func:`static_plan`: every block is compiled on its own
+PLAN_BLOCKS = 4
+
+
+def static_plan(used: list[int], nsel: int, multiple: int, blocks: int = PLAN_BLOCKS
+                ) -> BlockPlan:
+    """Blocks for a traced call from the ascending slots in use of every centre (host ints).
+
+    Up to ``blocks`` groups of about equal size, at least :data:`MIN_BLOCK_ROWS` centres
+    each; a group is as wide as its widest row plus one slot (a distance another backend
+    rounds to the other side of rcut moves every sorted count by at most one), rounded up
+    to ``multiple`` (fewer distinct plans: fewer compiles) and capped at ``nsel``.
+    Neighbouring groups of equal width merge.
+    """
+    n = len(used)
+    k = max(1, min(blocks, n // MIN_BLOCK_ROWS))
+    bounds = [round(i * n / k) for i in range(k + 1)]
+    plan: list[tuple[int, int]] = []
+    for a, b in zip(bounds[:-1], bounds[1:], strict=True):
+        width = min(nsel, -(-(used[b - 1] + 1) // multiple) * multiple)
+        if plan and plan[-1][1] == width:
+            plan[-1] = (plan[-1][0] + b - a, width)
+        else:
+            plan.append((b - a, width))
+    return tuple(plan)
+
+
+def plan_width(width: int | BlockPlan | None) -> int | None:
+    """The widest block of a static bound: an int (one block) or a :data:`BlockPlan`."""
+    return width if width is None or isinstance(width, int) else max(w for _, w in width)
 
 
 def _host_ints(x: Array) -> list[int]:

@@ -19,7 +19,15 @@ from dpa2_core.model.dpa2 import SlotWidths, live_widths
 
 from .params import X64_HINT, as_params, check_precision, check_tree, x64_enabled
 
-__all__ = ["as_jax", "check_inputs", "descriptor", "jit_descriptor"]
+__all__ = ["JIT_BLOCKS", "JIT_MULTIPLE", "as_jax", "check_inputs", "descriptor",
+           "jit_descriptor"]
+
+#: the bounds :func:`jit_descriptor` reads are rounded up to a multiple of this (one compile
+#: per bound; measured on water: bound 36 instead of 40, forces 1.2x faster than with 8)
+JIT_MULTIPLE = 4
+#: sorted blocks of centres per block type in :func:`jit_descriptor` (1: one bound for all;
+#: 2 made forces 1.15x faster but compiled 1.7x longer on water, see benchmarks/PROFILE.md)
+JIT_BLOCKS = 1
 
 
 def as_jax(x: Any, name: str) -> jax.Array:
@@ -100,6 +108,8 @@ def jit_descriptor(
     mapping: Array | None = None,
     *,
     validate: bool = True,
+    multiple: int = JIT_MULTIPLE,
+    blocks: int = JIT_BLOCKS,
 ) -> DescriptorOutput:
     """:func:`descriptor` under ``jax.jit`` (config static): one compile per (config, input
     shapes, dtypes); later calls with the same shapes reuse it (``jit_descriptor.jitted``).
@@ -109,9 +119,10 @@ def jit_descriptor(
     do; they cost one device-to-host read of the inputs. Inside a caller's own
     ``jax.jit`` (traced inputs) they are skipped, as in :func:`dpa2_core.descriptor`.
     The same read gives the bounds on the slots in use in every block
-    (:func:`dpa2_core.model.dpa2.live_widths`, multiples of 8), so the compiled program
-    skips the trailing slots no atom fills, as the eager path does; one compile per
-    bound.
+    (:func:`dpa2_core.model.dpa2.live_widths`, multiples of ``multiple``), so the compiled
+    program skips the trailing slots no atom fills, as the eager path does; one compile per
+    bound. ``blocks`` > 1: the centres are sorted into up to that many blocks, each with
+    its own bound (less padding, a longer compile).
     """
     args = tuple(as_jax(x, name) for x, name in ((coord_ext, "coord_ext"),
                                                  (atype_ext, "atype_ext"), (nlist, "nlist"),
@@ -125,7 +136,7 @@ def jit_descriptor(
         if not any(is_traced(x) for x in batched[:3]):
             if not any(is_traced(x) for x in jax.tree_util.tree_leaves(params)):
                 widths = live_widths(np, config, params, np.asarray(batched[0]),
-                                     np.asarray(batched[2]))
+                                     np.asarray(batched[2]), multiple, blocks)
     return _jitted(params, config, *args, slot_widths=widths)
 
 

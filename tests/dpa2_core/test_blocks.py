@@ -36,6 +36,39 @@ def test_width_blocks_partition_the_centres(seed, nf, nloc, nslot, budget):
     assert widths == sorted(widths)
 
 
+@settings(max_examples=80, deadline=None)
+@given(seed=st.integers(0, 2**31 - 1), nloc=st.integers(1, 300), nsel=st.integers(1, 60),
+       multiple=st.sampled_from([1, 2, 4, 8]), blocks=st.integers(1, 5))
+def test_static_plan_partitions_the_sorted_centres_with_covering_widths(
+        seed, nloc, nsel, multiple, blocks):
+    used = sorted(np.random.default_rng(seed).integers(0, nsel + 1, nloc).tolist())
+    plan = _compat.static_plan(used, nsel, multiple, blocks)
+    assert sum(n for n, _ in plan) == nloc and all(n > 0 for n, _ in plan)
+    assert len(plan) <= max(1, min(blocks, nloc // _compat.MIN_BLOCK_ROWS))
+    widths = [w for _, w in plan]
+    assert widths == sorted(set(widths))  # ascending, equal neighbours merged
+    start = 0
+    for n, width in plan:
+        need = used[start + n - 1] + 1  # the widest row of the block plus the one-slot slack
+        assert width == min(nsel, -(-need // multiple) * multiple)
+        start += n
+
+
+def test_a_plan_gives_the_blocks_of_the_sorted_centres():
+    rng = np.random.default_rng(0)
+    valid = np.arange(12)[None, None, :] < rng.integers(0, 13, (2, 70, 1))
+    used = np.where(valid, np.arange(1, 13), 0).max(axis=(0, 2))
+    plan = _compat.static_plan(sorted(used.tolist()), 12, 1, 2)
+    blocks = _compat.width_blocks(np, valid, None, plan)
+    assert len(blocks) == len(plan) == 2
+    rows = np.concatenate([r for r, _ in blocks])
+    assert sorted(rows.tolist()) == list(range(70))
+    for (r, width), (n, w) in zip(blocks, plan, strict=True):
+        assert len(r) == n and width == w
+        assert used[r].max() < width or width == used[r].max() == 12  # capped at nsel
+    assert _compat.width_blocks(np, valid, None, ((70, 5),)) == [(None, 5)]
+
+
 @contextmanager
 def _budget(elements: int, min_rows: int = _compat.MIN_BLOCK_ROWS):
     """``BLOCK_ELEMENTS`` and ``MIN_BLOCK_ROWS`` set for the block, restored afterwards."""

@@ -24,11 +24,12 @@ def water():
     return cfg, params, ext
 
 
-def _assert_cut_equals_uncut(cfg, params, ext) -> None:
-    """jit_descriptor (static bounds) equals the uncut jitted program and the eager core."""
+def _assert_cut_equals_uncut(cfg, params, ext, blocks: int = 1) -> None:
+    """jit_descriptor (static bounds; ``blocks`` sorted blocks of centres) equals the uncut
+    jitted program and the eager core."""
     coord_ext, atype_ext, mapping, nlist = ext
     jp = dj.to_jax(params)
-    cut = dj.jit_descriptor(jp, cfg, coord_ext, atype_ext, nlist, mapping)
+    cut = dj.jit_descriptor(jp, cfg, coord_ext, atype_ext, nlist, mapping, blocks=blocks)
     full = dj.jit_descriptor.jitted(jp, cfg, coord_ext, atype_ext, nlist, mapping)
     eager = dc.descriptor(params, cfg, coord_ext, atype_ext, nlist, mapping)
     for a, b, c in zip(cut, full, eager, strict=True):
@@ -125,3 +126,28 @@ def test_sorted_silent_blocks_of_repinit_and_three_body_give_the_uncut_numbers(m
     for a, b in zip(cut, full, strict=True):
         b = np.asarray(b)
         np.testing.assert_allclose(a, b, rtol=0, atol=1e-12 * float(np.abs(b).max()))
+
+
+@pytest.mark.parametrize("silent", [True, False])
+def test_static_sorted_blocks_give_the_uncut_numbers_and_forces(three_body_water, silent):
+    """live_widths(blocks=3): each block type runs its centres sorted into static blocks
+    under jit (repinit and three-body only when silent); numbers and forces are those of
+    the uncut program."""
+    import jax
+    import jax.numpy as jnp
+
+    cfg, params, (coord_ext, atype_ext, mapping, nlist) = three_body_water
+    params = _silent(params, 7) if silent else random_stats(params, 7)
+    widths = live_widths(np, cfg, params, coord_ext, nlist, multiple=1, blocks=3)
+    assert isinstance(widths.repformer, tuple) and len(widths.repformer) > 1
+    assert isinstance(widths.three_body, tuple) == silent
+    _assert_cut_equals_uncut(cfg, params, (coord_ext, atype_ext, mapping, nlist), blocks=3)
+    jp = dj.to_jax(params)
+
+    def energy(c, slot_widths):
+        out = dj.descriptor(jp, cfg, c, atype_ext, nlist, mapping, slot_widths=slot_widths)
+        return sum(jnp.sum(x * x) for x in out[:3])
+
+    grad = jax.jit(jax.grad(energy), static_argnums=1)
+    cut, full = (np.asarray(grad(jnp.asarray(coord_ext), w)) for w in (widths, None))
+    np.testing.assert_allclose(cut, full, rtol=0, atol=1e-12 * float(np.abs(full).max()))

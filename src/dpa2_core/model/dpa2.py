@@ -4,7 +4,19 @@ from __future__ import annotations
 
 from typing import NamedTuple
 
-from .._compat import Array, Namespace, dtype_of, is_traced, namespace, used_width
+import numpy as np
+
+from .._compat import (
+    Array,
+    BlockPlan,
+    Namespace,
+    dtype_of,
+    is_traced,
+    namespace,
+    static_plan,
+    to_numpy,
+    used_width,
+)
 from .checks import check_shapes, check_values
 from .config import DPA2Config
 from .env_mat import Geometry, geometry, pad_nlist, sub_list, type_index
@@ -28,12 +40,14 @@ class DescriptorOutput(NamedTuple):
 
 
 class SlotWidths(NamedTuple):
-    """Static bounds on the slots in use in each block (:func:`live_widths`); a block's
-    ``nsel`` means no cut. Hashable, so it can be a static argument of ``jax.jit``."""
+    """Static bounds on the slots in use in each block (:func:`live_widths`): an int cuts
+    every centre to it (a block's ``nsel``: no cut), a :data:`.._compat.BlockPlan` runs
+    centres sorted into blocks of their own widths. Hashable, so it can be a static
+    argument of ``jax.jit``."""
 
-    repinit: int
-    three_body: int
-    repformer: int
+    repinit: int | BlockPlan
+    three_body: int | BlockPlan
+    repformer: int | BlockPlan
 
 
 def _glue(xp: Namespace, params: dict, config: DPA2Config, geo: Geometry, lists: dict,
@@ -147,27 +161,47 @@ def live_width(xp: Namespace, config: DPA2Config, coord_ext: Array, nlist: Array
                   multiple)
 
 
+def _plan(xp: Namespace, nlist: Array, r2: Array, rcut: float, nsel: int, multiple: int,
+          blocks: int) -> BlockPlan:
+    """:func:`.._compat.static_plan` of the (rcut, nsel) sub-list of concrete inputs."""
+    valid = to_numpy(sub_list(xp, nlist, r2, rcut, nsel) >= 0)
+    rank = np.arange(1, valid.shape[-1] + 1)  # the last slot in use, any frame, per centre
+    used = np.sort(np.max(np.where(valid, rank, 0), axis=(0, 2)))  # (nloc,) ascending
+    return static_plan([int(u) for u in used], nsel, multiple, blocks)
+
+
 def live_widths(xp: Namespace, config: DPA2Config, params: dict, coord_ext: Array,
-                nlist: Array, multiple: int = 8) -> SlotWidths:
+                nlist: Array, multiple: int = 8, blocks: int = 1) -> SlotWidths:
     """The bounds of :func:`live_width` for every block, from concrete inputs and params.
 
     Repinit and the three-body block cut only silent slots (their §5.5 residual is zero
     where the sum would see it: ``davg == 0`` there, components 0:4 and 1:4), so each of
     their bounds is kept only when the parameters make the cut slots silent, and is the
     block's nsel (no cut) otherwise.
+
+    ``blocks`` > 1: static plans (:func:`.._compat.static_plan`) of up to that many sorted
+    blocks of centres, each with its own bound, instead of one bound for all: a traced
+    call then cuts each block to its own width, as eager calls do.
     """
     ri, rf = config.repinit, config.repformer
     nlist, r2 = _padded_geometry(xp, config, coord_ext, nlist)
 
-    def silent(block: str, width: int, first: int) -> int:
+    def bound(rcut: float, nsel: int) -> int | BlockPlan:
+        if blocks > 1:
+            plan = _plan(xp, nlist, r2, rcut, nsel, multiple, blocks)
+            return plan if len(plan) > 1 else plan[0][1]
+        return _bound(xp, nlist, r2, rcut, nsel, multiple)
+
+    def silent(block: str, width: int | BlockPlan, first: int) -> int | BlockPlan:
         davg = params[block]["davg"]
         if is_traced(davg):
             raise ValueError("live_widths: needs concrete params (it reads davg)")
-        return width if silent_beyond(xp, xp.asarray(davg), width, first) else davg.shape[1]
+        narrowest = width if isinstance(width, int) else min(w for _, w in width)
+        quiet = silent_beyond(xp, xp.asarray(davg), narrowest, first)
+        return width if quiet else davg.shape[1]
 
-    w_ri = silent("repinit", _bound(xp, nlist, r2, ri.rcut, ri.nsel, multiple), 0)
+    w_ri = silent("repinit", bound(ri.rcut, ri.nsel), 0)
     w_3b = ri.three_body_sel
     if ri.use_three_body:
-        w_3b = silent("three_body", _bound(xp, nlist, r2, ri.three_body_rcut,
-                                           ri.three_body_sel, multiple), 1)
-    return SlotWidths(w_ri, w_3b, _bound(xp, nlist, r2, rf.rcut, rf.nsel, multiple))
+        w_3b = silent("three_body", bound(ri.three_body_rcut, ri.three_body_sel), 1)
+    return SlotWidths(w_ri, w_3b, bound(rf.rcut, rf.nsel))

@@ -5,7 +5,16 @@ from __future__ import annotations
 import math
 from typing import NamedTuple
 
-from .._compat import Array, Namespace, device, gather_rows, in_atom_order, take_rows, width_blocks
+from .._compat import (
+    Array,
+    BlockPlan,
+    Namespace,
+    device,
+    gather_rows,
+    in_atom_order,
+    take_rows,
+    width_blocks,
+)
 from .activations import activation
 from .attention import atten2_ev_apply, atten2_map, atten2_mh_apply, local_atten
 from .config import DPA2Config, RepformerConfig
@@ -209,8 +218,8 @@ def neighborhood(xp: Namespace, config: DPA2Config, params: dict, geo: Geometry,
 
 
 def repformer(xp: Namespace, config: DPA2Config, params: dict, geo: Geometry, nlist: Array,
-              atype_ext: Array, g: Array, mapping: Array, width: int | None = None
-              ) -> RepformerOut:
+              atype_ext: Array, g: Array, mapping: Array,
+              width: int | BlockPlan | None = None) -> RepformerOut:
     """Run the block (§10) on the repformer sub-list nlist (nf, nloc, S) from local features.
 
     g: (nf, nloc, g1d) glue output; atype_ext: (nf, nall); mapping: (nf, nall) ghost ->
@@ -218,7 +227,9 @@ def repformer(xp: Namespace, config: DPA2Config, params: dict, geo: Geometry, nl
     rot_mat (nf, nloc, g2d, 3) and sw (nf, nloc, S).
     ``width``: a static bound on the slots in use (:func:`live_width`), which lets a traced
     call cut the empty trailing slots as an eager one does; any bound >= the slots in use
-    gives the same numbers. None: read from the list when eager, no cut when traced.
+    gives the same numbers. A :data:`.._compat.BlockPlan` (:func:`.dpa2.live_widths` with
+    ``blocks``): the traced call sorts the centres and runs those blocks. None: read from
+    the list when eager, no cut when traced.
 
     The trailing slots a centre leaves empty never reach g1 and only join the smooth
     softmax sums (see :attr:`Neighborhood.silent`), so they are cut from the layers: eager
@@ -257,9 +268,11 @@ def _per_row(cfg: RepformerConfig, g1d: int, width: int) -> int:
 
 
 def _blocks(xp: Namespace, cfg: RepformerConfig, nb: Neighborhood, g1d: int,
-            width: int | None) -> list[tuple[Array | None, int]]:
-    """``[(rows, width), ...]``: sorted blocks when eager, one block (all rows, the static
-    bound or no cut) when traced."""
+            width: int | BlockPlan | None) -> list[tuple[Array | None, int]]:
+    """``[(rows, width), ...]``: sorted blocks when eager or given a static plan, one block
+    (all rows, the static bound or no cut) when traced."""
+    if isinstance(width, tuple):
+        return [(rows, min(w, nb.nsel)) for rows, w in width_blocks(xp, nb.valid, None, width)]
     if width is None:
         blocks = width_blocks(xp, nb.valid, lambda w: _per_row(cfg, g1d, w))
         if blocks is not None:

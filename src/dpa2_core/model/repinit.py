@@ -8,9 +8,11 @@ import numpy as np
 
 from .._compat import (
     Array,
+    BlockPlan,
     Namespace,
     gather_rows,
     in_atom_order,
+    plan_width,
     take_rows,
     used_width,
     width_blocks,
@@ -88,20 +90,20 @@ def _pair_table(xp: Namespace, strip_net: list, tebd_table: Array, act: str,
 
 
 def repinit(xp: Namespace, config: DPA2Config, params: dict, geo: Geometry, nlist: Array,
-            atype_ext: Array, tebd_ext: Array, tebd_table: Array, width: int | None = None
-            ) -> Array:
+            atype_ext: Array, tebd_ext: Array, tebd_table: Array,
+            width: int | BlockPlan | None = None) -> Array:
     """Repinit output (nf, nloc, ng * axis_neuron), ``ng``-major flattening (§7).
 
     nlist: (nf, nloc, S_i) sub-list; atype_ext: (nf, nall); tebd_ext: (nf, nall, tebd);
-    tebd_table: (nt+1, tebd); width: a static bound on the silent cut
-    (:func:`.dpa2.live_widths`), None to read it from the values when eager.
+    tebd_table: (nt+1, tebd); width: a static bound on the silent cut, or static sorted
+    blocks (:func:`.dpa2.live_widths`), None to read them from the values when eager.
     """
     cfg = config.repinit
     nf, nloc, nsel = nlist.shape  # the normalisation keeps the configured S_i
     nlist, params = _cut_silent_slots(xp, nlist, params, 0, width)
     env = block_env(xp, config, params, geo, nlist, atype_ext, cfg.rcut, cfg.rcut_smth)
     ng = max(layer["w"].shape[-1] for layer in params["embedding"])
-    blocks = _silent_blocks(xp, nlist, params["davg"], 0, lambda w: w * ng)
+    blocks = _silent_blocks(xp, nlist, params["davg"], 0, lambda w: w * ng, width)
     out = [_repinit_rows(xp, config, params, env.take(xp, rows, w), rows, atype_ext, tebd_ext,
                          tebd_table) for rows, w in blocks]
     gr = in_atom_order(xp, out, blocks) / nsel  # (nf, nloc, ng, 4)
@@ -141,13 +143,16 @@ def _repinit_rows(xp: Namespace, config: DPA2Config, params: dict, env: BlockEnv
     return xp.matmul(xp.matrix_transpose(g), env.rr)
 
 
-def _silent_blocks(xp: Namespace, nlist: Array, davg: Array, first: int, per_row: Any
-                   ) -> list[tuple[Array | None, int]]:
+def _silent_blocks(xp: Namespace, nlist: Array, davg: Array, first: int, per_row: Any,
+                   width: int | BlockPlan | None = None) -> list[tuple[Array | None, int]]:
     """Centres sorted into blocks by the slots they use (:func:`.._compat.width_blocks`),
     each block cut to its own width when the slots it drops are silent (components
     ``first:4`` of davg zero beyond the narrowest width); otherwise every block keeps all
-    of the list's slots. One block of all rows and slots while traced."""
+    of the list's slots. While traced: the blocks of a static plan (``width``, checked
+    silent by :func:`.dpa2.live_widths`), else one block of all rows and slots."""
     nsel = nlist.shape[-1]
+    if isinstance(width, tuple):
+        return [(rows, min(w, nsel)) for rows, w in width_blocks(xp, nlist >= 0, None, width)]
     blocks = width_blocks(xp, nlist >= 0, per_row)
     if blocks is None:
         return [(None, nsel)]
@@ -165,7 +170,7 @@ def silent_beyond(xp: Namespace, davg: Array, width: int, first: int) -> bool:
 
 
 def _cut_silent_slots(xp: Namespace, nlist: Array, params: dict, first: int,
-                      width: int | None = None) -> tuple[Array, dict]:
+                      width: int | BlockPlan | None = None) -> tuple[Array, dict]:
     """Eager fast path of the repinit and three-body blocks: drop the trailing slots that
     are empty in every row when they are silent, i.e. components ``first:4`` of their
     §5.5 residual ``-davg/dstd`` are zero (``davg == 0`` there, as ``set_davg_zero`` and
@@ -177,10 +182,11 @@ def _cut_silent_slots(xp: Namespace, nlist: Array, params: dict, first: int,
 
     nlist: (nf, nloc, S) -> (nf, nloc, S') and params with davg/dstd cut to S'.
     ``width``: a static bound whose slots beyond are known silent (:func:`.dpa2.live_widths`
-    checked it on concrete values); without one, under jit/compile (or with traced
-    parameters) nothing is cut.
+    checked it on concrete values; of a plan: its widest block); without one, under
+    jit/compile (or with traced parameters) nothing is cut.
     """
     davg, dstd = params["davg"], params["dstd"]
+    width = plan_width(width)
     static = width is not None
     if not static:
         width = used_width(xp, nlist >= 0, davg, dstd)
@@ -194,8 +200,8 @@ def _cut_silent_slots(xp: Namespace, nlist: Array, params: dict, first: int,
 
 
 def three_body(xp: Namespace, config: DPA2Config, params: dict, geo: Geometry, nlist: Array,
-               atype_ext: Array, tebd_ext: Array, tebd_table: Array, width: int | None = None
-               ) -> Array:
+               atype_ext: Array, tebd_ext: Array, tebd_table: Array,
+               width: int | BlockPlan | None = None) -> Array:
     """Three-body output (nf, nloc, ng3) from angle features of every slot pair (§8).
 
     nlist: (nf, nloc, S_3) sub-list; atype_ext: (nf, nall); tebd_ext: (nf, nall, tebd);
@@ -209,7 +215,7 @@ def three_body(xp: Namespace, config: DPA2Config, params: dict, geo: Geometry, n
     ng = max(layer["w"].shape[-1] for layer in params["embedding"])
     # centres are independent: eager calls run cache-sized blocks of them sorted by the
     # slots they use, each cut to its own width
-    blocks = _silent_blocks(xp, nlist, params["davg"], 1, lambda w: w * w * ng)
+    blocks = _silent_blocks(xp, nlist, params["davg"], 1, lambda w: w * w * ng, width)
     out = [_three_body_rows(xp, config, params, env.take(xp, rows, w), atype_ext, tebd_ext,
                             tebd_table) for rows, w in blocks]
     return in_atom_order(xp, out, blocks) / (nsel * nsel)
