@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import contextlib
+import ctypes
+import gc
 import os
 import platform
 import time
 from importlib import metadata
 from typing import Any
 
-__all__ = ["describe", "matmul_rate", "rss_mb"]
+__all__ = ["describe", "matmul_rate", "release_memory", "rss_mb"]
 
 
 def _cpu_model() -> str:
@@ -31,6 +34,18 @@ def _mem_total_gb() -> float | None:
     except OSError:
         pass
     return None
+
+
+def release_memory() -> None:
+    """Collect garbage and hand glibc's freed heap back to the system.
+
+    A finished 12,288-atom case leaves ~14 GB freed but resident in this process; the
+    memory measurement's child process would otherwise share the machine with it and be
+    killed for memory. A no-op where glibc is missing.
+    """
+    gc.collect()
+    with contextlib.suppress(OSError, AttributeError):
+        ctypes.CDLL("libc.so.6").malloc_trim(0)
 
 
 def rss_mb() -> float:

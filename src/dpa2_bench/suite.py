@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import gc
 import itertools
 import statistics
 import time
@@ -13,7 +12,7 @@ from typing import Any
 
 import numpy as np
 
-from .machine import describe, matmul_rate
+from .machine import describe, matmul_rate, release_memory
 from .memory import peak_memory
 from .report import markdown, write_json, write_markdown
 from .runners import Runner, Unavailable, make_runner
@@ -92,7 +91,7 @@ def _case(config_name: str, dtype: str, natoms: int, backend: str, task: str, *,
         row["ratio"] = row["ours_s"] / row["deepmd_s"]
         row["max_rel_diff"] = _parity(runners[0].output(), runners[1].output())
     del runners
-    gc.collect()
+    release_memory()
     return row
 
 

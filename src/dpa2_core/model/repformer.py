@@ -131,7 +131,8 @@ def _g1_updates(xp: Namespace, p: dict, cfg: RepformerConfig, smooth: bool, c: C
         scale = 1.0 / nb.nsel if smooth else 1.0 / (EPS + nb.count)
         w = nb.weight[..., None]
         if cfg.g1_out_conv:
-            u1.append(xp.sum(w * dense(xp, p["proj_g1g2"], c.g2) * c.gg1, axis=-2) * scale)
+            # proj_g1g2 has no bias: the weight goes on its narrower g2d input, not on g1d
+            u1.append(xp.sum(dense(xp, p["proj_g1g2"], c.g2 * w) * c.gg1, axis=-2) * scale)
         else:
             mlp.append(xp.sum(w * c.g2 * dense(xp, p["proj_g1g2"], c.gg1), axis=-2) * scale)
     if cfg.update_g1_has_grrg:
@@ -153,7 +154,8 @@ def _pair_updates(xp: Namespace, p: dict, cfg: RepformerConfig, smooth: bool, c:
     u2 = [c.g2, activation(xp, cfg.activation_function, dense(xp, p["linear2"], c.g2))]
     uh = [c.h2]
     if cfg.update_g2_has_g1g1:
-        u2.append(dense(xp, p["proj_g1g1g2"], c.g1[:, :, None, :] * c.gg1 * nb.weight[..., None]))
+        # no bias: the weight goes on the g2d output, not on the g1d input
+        u2.append(dense(xp, p["proj_g1g1g2"], c.g1[:, :, None, :] * c.gg1) * nb.weight[..., None])
     if cfg.update_g2_has_attn or cfg.update_h2:
         attn = atten2_map(xp, p["attn2g_map"], cfg, smooth, c.g2, c.h2, nb.sw, nb.valid,
                           nb.silent)
