@@ -86,6 +86,11 @@ MATRIX = {
                                          {"set_davg_zero": False}, trainable=False), "cluster"),
     "seeded": (tiny_dict(seed=7), "water"),
     "concat-first-layer-skip": (tiny_dict({**TB, "neuron": [9, 18]}), "triclinic"),
+    # attn2_hidden >= g2_dim: the q and k projections fold into one (attention._logits)
+    "folded-qk-gate-h2": (tiny_dict(repformer={"attn2_hidden": 6, "attn2_has_gate": True,
+                                               "update_h2": True}), "water"),
+    "folded-qk-non-smooth": (tiny_dict(smooth=False, repformer={
+        "attn2_hidden": 8, "attn2_nhead": 3, "update_h2": True}), "triclinic"),
 }
 
 

@@ -1,7 +1,9 @@
 """Attention maps of the repformer layer (§10.5): pair (g2) and local (g1) attention.
 
-Internal layout is head-leading, ``(nf, nloc, nh, S, ...)``; the interleaved channel
-layouts of deepmd's projections are undone by reshape + permute.
+The pair attention is query-major, ``(nf, nloc, S, nh, S)``: the value mixing reads it as
+one (S, nh*S) matrix per atom without a copy. The local attention is head-leading,
+``(nf, nloc, nh, 1, S)``. The interleaved channel layouts of deepmd's projections are
+undone by reshape + permute of the weights where possible.
 """
 
 from __future__ import annotations
@@ -41,26 +43,47 @@ def _hard_mask(xp: Namespace, logits: Array, valid: Array) -> Array:
     return xp.where(valid, logits, xp.full_like(logits, xp.finfo(logits.dtype).min))
 
 
-def atten2_map(xp: Namespace, p: dict, cfg: RepformerConfig, smooth: bool, g2: Array, h2: Array,
-               sw: Array, valid: Array, silent: int = 0) -> Array:
-    """Pair attention weights A (nf, nloc, nh, S, S), the h2 Gram factor included.
+def _logits(xp: Namespace, p: dict, cfg: RepformerConfig, g2: Array) -> Array:
+    """Unscaled pair logits q_h(j) . k_h(k): (nf, nloc, S, nh, S), query-major.
 
-    g2: (nf, nloc, S, g2d); h2: (nf, nloc, S, 3); sw: (nf, nloc, S); valid: bool like sw.
-    Per-pair factors are formed on (nf, nloc, 1, S, S) and broadcast over heads once.
-    ``silent``: empty slots cut after the S given ones (they only join the softmax sums).
+    When g2d <= nd the two projections fold into one: q_h . k_h = g2_j (Wq_h Wk_h^T) g2_k,
+    so one (g2d, nh*g2d) product of g2 and one (nh*S, g2d) x (g2d, S) product per atom
+    replace the q and k projections and their head-leading copies.
     """
     nd, nh = cfg.attn2_hidden, cfg.attn2_nhead
-    # q and k from their own columns of mapqk (channel c*2nh + h): no slice of a joint
-    # (.., 2nh, S, nd) tensor, whose backward would zero-fill and copy it
-    w = xp.reshape(p["mapqk"]["w"], (g2.shape[-1], nd, 2 * nh))
-    q, k = (_heads(xp, dense(xp, {"w": xp.reshape(w[..., h], (w.shape[0], nd * nh))}, g2),
-                   nd, nh) for h in (slice(0, nh), slice(nh, 2 * nh)))  # (nf, nloc, nh, S, nd)
-    logits = xp.matmul(q, xp.matrix_transpose(k))  # (nf, nloc, nh, S, S), unscaled
-    gram = xp.matmul(h2, xp.matrix_transpose(h2))[:, :, None, ...]  # (nf, nloc, 1, S, S)
+    nf, nloc, nsel, g2d = g2.shape
+    # mapqk channel c*2nh + h: q of head h, then k of head h at nh + h
+    w = xp.permute_dims(xp.reshape(p["mapqk"]["w"], (g2d, nd, 2 * nh)), (2, 0, 1))
+    wq, wk = w[:nh, ...], w[nh:, ...]  # (nh, g2d, nd)
+    if g2d <= nd:
+        m = xp.matmul(wq, xp.matrix_transpose(wk))  # (nh, g2d, g2d)
+        m = xp.reshape(xp.permute_dims(m, (1, 0, 2)), (g2d, nh * g2d))
+        pq = xp.reshape(dense(xp, {"w": m}, g2), (nf, nloc, nsel * nh, g2d))
+        logits = xp.matmul(pq, xp.matrix_transpose(g2))  # (nf, nloc, S*nh, S)
+        return xp.reshape(logits, (nf, nloc, nsel, nh, nsel))
+    q, k = (xp.reshape(dense(xp, {"w": xp.reshape(xp.permute_dims(x, (1, 0, 2)),
+                                                  (g2d, nh * nd))}, g2),
+                       (nf, nloc, nsel, nh, nd)) for x in (wq, wk))
+    q, k = xp.permute_dims(q, (0, 1, 3, 2, 4)), xp.permute_dims(k, (0, 1, 3, 4, 2))
+    return xp.permute_dims(xp.matmul(q, k), (0, 1, 3, 2, 4))  # (nf, nloc, nh, S, S) -> q-major
+
+
+def atten2_map(xp: Namespace, p: dict, cfg: RepformerConfig, smooth: bool, g2: Array, h2: Array,
+               sw: Array, valid: Array, silent: int = 0) -> Array:
+    """Pair attention weights A (nf, nloc, S, nh, S), query-major, the h2 Gram factor
+    included.
+
+    g2: (nf, nloc, S, g2d); h2: (nf, nloc, S, 3); sw: (nf, nloc, S); valid: bool like sw.
+    Per-pair factors are formed on (nf, nloc, S, 1, S) and broadcast over heads once.
+    ``silent``: empty slots cut after the S given ones (they only join the softmax sums).
+    """
+    nd = cfg.attn2_hidden
+    logits = _logits(xp, p, cfg, g2)
+    gram = xp.matmul(h2, xp.matrix_transpose(h2))[:, :, :, None, :]  # (nf, nloc, S, 1, S)
     if smooth:
         # sw is zero at invalid slots, so pair_w masks invalid queries and keys by itself;
         # 1/sqrt(nd) joins the per-pair factor (nh times fewer multiplications)
-        pair_w = (sw[:, :, :, None] * sw[:, :, None, :])[:, :, None, ...]
+        pair_w = (sw[:, :, :, None] * sw[:, :, None, :])[:, :, :, None, :]
         scale = (gram * pair_w if cfg.attn2_has_gate else pair_w) / math.sqrt(nd)
         prob = _softmax(xp, muladd(xp, logits, scale, SHIFT * pair_w - SHIFT), silent)
         return prob * (pair_w * gram / math.sqrt(3.0))
@@ -69,7 +92,7 @@ def atten2_map(xp: Namespace, p: dict, cfg: RepformerConfig, smooth: bool, g2: A
         logits = logits * gram
     key_ok = valid[:, :, None, None, :]
     prob = _softmax(xp, _hard_mask(xp, logits, key_ok))
-    both_ok = key_ok & valid[:, :, None, :, None]
+    both_ok = key_ok & valid[:, :, :, None, None]
     return xp.where(both_ok, prob, xp.zeros_like(prob)) * (gram / math.sqrt(3.0))
 
 
@@ -77,10 +100,10 @@ def atten2_mh_apply(xp: Namespace, p: dict, p_ln: dict, cfg: RepformerConfig, at
                     g2: Array) -> Array:
     """Multi-head value mixing of g2, head-minor concat, head_map, then layer norm.
 
-    attn: (nf, nloc, nh, S, S); g2: (nf, nloc, S, g2d). Returns (nf, nloc, S, g2d).
+    attn: (nf, nloc, S, nh, S); g2: (nf, nloc, S, g2d). Returns (nf, nloc, S, g2d).
     """
     nh = cfg.attn2_nhead
-    nf, nloc, _, nsel, _ = attn.shape
+    nf, nloc, nsel = attn.shape[:3]
     wv, wm = p["mapv"]["w"], p["head_map"]["w"]
     g2d, nout = wv.shape[0], wm.shape[-1]
     dv = wv.shape[1] // nh
@@ -91,19 +114,19 @@ def atten2_mh_apply(xp: Namespace, p: dict, p_ln: dict, cfg: RepformerConfig, at
     wc = xp.reshape(xp.permute_dims(xp.matmul(wv, wm), (1, 0, 2)), (g2d, nh * nout))
     u = xp.reshape(dense(xp, {"w": wc}, g2), (nf, nloc, nsel, nh, nout))
     u = xp.reshape(xp.permute_dims(u, (0, 1, 3, 2, 4)), (nf, nloc, nh * nsel, nout))
-    a = xp.reshape(xp.permute_dims(attn, (0, 1, 3, 2, 4)), (nf, nloc, nsel, nh * nsel))
-    out = xp.matmul(a, u) + p["head_map"]["b"]
+    out = xp.matmul(xp.reshape(attn, (nf, nloc, nsel, nh * nsel)), u) + p["head_map"]["b"]
     return layer_norm(xp, p_ln, out, cfg.ln_eps)
 
 
 def atten2_ev_apply(xp: Namespace, p: dict, attn: Array, h2: Array) -> Array:
     """Equivariant h2 update: per-head attention sums of h2, mixed by head_map (nh -> 1).
 
-    attn: (nf, nloc, nh, S, S); h2: (nf, nloc, S, 3). Returns (nf, nloc, S, 3).
+    attn: (nf, nloc, S, nh, S); h2: (nf, nloc, S, 3). Returns (nf, nloc, S, 3).
     """
-    u = xp.matmul(attn, h2[:, :, None, ...])  # (nf, nloc, nh, S, 3)
-    u = xp.permute_dims(u, (0, 1, 3, 4, 2))  # (nf, nloc, S, 3, nh)
-    return dense(xp, p["head_map"], u)[..., 0]
+    nf, nloc, nsel, nh, _ = attn.shape
+    u = xp.matmul(xp.reshape(attn, (nf, nloc, nsel * nh, nsel)), h2)  # (nf, nloc, S*nh, 3)
+    u = xp.permute_dims(xp.reshape(u, (nf, nloc, nsel, nh, 3)), (0, 1, 2, 4, 3))
+    return dense(xp, p["head_map"], u)[..., 0]  # (nf, nloc, S, 3, nh) -> nh mixed
 
 
 def local_atten(xp: Namespace, p: dict, cfg: RepformerConfig, smooth: bool, g1: Array,
