@@ -153,10 +153,14 @@ def ours_torch(config: DPA2Config, params: dict, inp: Inputs, task: str, *, devi
     dtype = getattr(torch, config.dtype_name)
     nb = Neighbors(*_torch_ext(inp, device, dtype))
 
+    widths = None
+    if compiled:  # static bounds read once from the concrete inputs, as jax's runner does
+        widths = module.live_widths(torch.as_tensor(inp.coord_ext), nb.nlist)
+
     def fn(c):
         # the core's extend_coord with the array-API torch namespace (torch.take has no axis)
         ce = extend_coord(namespace(c), c, nb.mapping, nb.shift)
-        return module(ce, nb.atype_ext, nb.nlist, nb.mapping).descriptor
+        return module(ce, nb.atype_ext, nb.nlist, nb.mapping, slot_widths=widths).descriptor
 
     tag = " compiled" if compiled else ""
     return _torch_runner(f"dpa2 torch{tag}", fn, inp, config, task, device, compiled)

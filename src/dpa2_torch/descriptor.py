@@ -12,11 +12,14 @@ import dataclasses
 import os
 from typing import Any
 
+import numpy as np
 import torch
 from torch import nn
 
 import dpa2_core as dc
+from dpa2_core.array_api import to_numpy
 from dpa2_core.io.loader import load_descriptor
+from dpa2_core.model.dpa2 import SlotWidths, live_widths
 from dpa2_core.model.params import check_params
 
 from . import _tree
@@ -105,14 +108,30 @@ class DescrptDPA2(nn.Module):
 
     # ------------------------------------------------------------ forward
     def forward(self, coord_ext: torch.Tensor, atype_ext: torch.Tensor, nlist: torch.Tensor,
-                mapping: torch.Tensor | None = None) -> dc.DescriptorOutput:
+                mapping: torch.Tensor | None = None, *, slot_widths: SlotWidths | None = None
+                ) -> dc.DescriptorOutput:
         """The core's five outputs; see :func:`dpa2_core.descriptor` for the shapes.
 
         coord_ext: (nf, nall, 3); atype_ext: (nf, nall); nlist: (nf, nloc, nnei);
         mapping: (nf, nall). Values are validated on CPU in eager mode only.
+        ``slot_widths``: static bounds on the slots in use (:meth:`live_widths` of these
+        inputs), so that a compiled or exported forward cuts the padding the eager one
+        cuts by itself; None: eager calls read them from the values, traced calls cut
+        nothing.
         """
         return dc.descriptor(self.params(), self.config, coord_ext, atype_ext, nlist, mapping,
-                             validate=validate_inputs(coord_ext))
+                             validate=validate_inputs(coord_ext), slot_widths=slot_widths)
+
+    def live_widths(self, coord_ext: torch.Tensor, nlist: torch.Tensor, multiple: int = 4
+                    ) -> SlotWidths:
+        """Bounds on the slots in use in every block for these concrete inputs (one host
+        copy of the coordinates and the list): :func:`dpa2_core.model.dpa2.live_widths`,
+        rounded up to ``multiple``. For ``forward(..., slot_widths=)`` under
+        ``torch.compile``; it reads the statistics, so call it outside the compiled code."""
+        stats = {block: {"davg": to_numpy(getattr(self, block).davg)}
+                 for block in ("repinit", "three_body", "repformer") if hasattr(self, block)}
+        return live_widths(np, self.config, stats, to_numpy(coord_ext), to_numpy(nlist),
+                           multiple)
 
     def forward_structure(self, coord: torch.Tensor, atype: torch.Tensor,
                           box: torch.Tensor | None = None) -> dc.DescriptorOutput:

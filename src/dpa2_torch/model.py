@@ -19,6 +19,7 @@ from torch import nn
 from dpa2_core.array_api import to_numpy
 from dpa2_core.io.deepmd_model import DeepmdModel
 from dpa2_core.io.loader import load_model as load_model_record
+from dpa2_core.model.dpa2 import SlotWidths, grow_widths
 from dpa2_core.model.fitting import FittingConfig, atomic_energy, init_fitting_params
 
 from . import _tree
@@ -61,6 +62,8 @@ class EnergyModel(nn.Module):
             fitting_params = init_fitting_params(fitting, seed)
         self.fitting = _tree.build(fitting_params, _fitting_kind(fitting.trainable))
         self._compiled_force = None
+        #: the slot bounds the compiled force program runs with (:meth:`compile_forces`)
+        self.compiled_widths: SlotWidths | None = None
         bias = np.zeros(cfg.ntypes) if out_bias is None else to_numpy(out_bias)
         self.register_buffer("out_bias", torch.as_tensor(bias.reshape(cfg.ntypes)).to(
             self.fitting.layers[0].w.dtype))
@@ -103,10 +106,12 @@ class EnergyModel(nn.Module):
 
     # ------------------------------------------------------------ energies
     def atom_energy_lower(self, coord_ext: torch.Tensor, atype_ext: torch.Tensor,
-                          nlist: torch.Tensor, mapping: torch.Tensor | None = None
-                          ) -> torch.Tensor:
-        """Per-atom energies (nf, nloc) of the extended system; virtual atoms give 0."""
-        desc = self.descriptor(coord_ext, atype_ext, nlist, mapping).descriptor
+                          nlist: torch.Tensor, mapping: torch.Tensor | None = None,
+                          slot_widths: SlotWidths | None = None) -> torch.Tensor:
+        """Per-atom energies (nf, nloc) of the extended system; virtual atoms give 0.
+        ``slot_widths``: see :meth:`DescrptDPA2.forward`."""
+        desc = self.descriptor(coord_ext, atype_ext, nlist, mapping,
+                               slot_widths=slot_widths).descriptor
         atype = atype_ext[:, : nlist.shape[1]]
         fp = _tree.tree_of(self.fitting)
         desc = desc.to(fp["layers"][0]["w"].dtype)
@@ -146,14 +151,16 @@ class EnergyModel(nn.Module):
             out["virial"] = -torch.einsum("fai,faj->fij", grads[1], coord_ext)
         return out
 
-    def energy_force(self, coord: torch.Tensor, nb: Neighbors) -> tuple[torch.Tensor, ...]:
+    def energy_force(self, coord: torch.Tensor, nb: Neighbors,
+                     slot_widths: SlotWidths | None = None) -> tuple[torch.Tensor, ...]:
         """(atom_energy (nf, nloc), force (nf, nloc, 3)), the force as a functional gradient
         (``torch.func.grad``): one graph under ``torch.compile``, and still differentiable
-        w.r.t. the parameters (force training). Same numbers as :meth:`forward`."""
+        w.r.t. the parameters (force training). Same numbers as :meth:`forward`.
+        ``slot_widths``: see :meth:`DescrptDPA2.forward`."""
 
         def total(c: torch.Tensor):
             atom_e = self.atom_energy_lower(extend_coord(c, nb), nb.atype_ext, nb.nlist,
-                                            nb.mapping)
+                                            nb.mapping, slot_widths)
             return atom_e.sum(), atom_e
 
         grad, atom_e = torch.func.grad(total, has_aux=True)(coord)
@@ -163,16 +170,24 @@ class EnergyModel(nn.Module):
         """Route ``forward(..., virial=False)`` through ``torch.compile(energy_force)``
         (fullgraph; forward, force and the parameter backward in compiled graphs). The
         number of extended atoms is marked dynamic: ghost counts vary per frame.
-        ``compile_forces(off=True)`` switches back to eager."""
+        Each call reads the slots in use on the host (:meth:`DescrptDPA2.live_widths`) and
+        the compiled program cuts the padding beyond the largest bound seen so far, as
+        the eager path does (:func:`dpa2_core.model.dpa2.grow_widths`: a recompile only
+        when a structure needs wider blocks). ``compile_forces(off=True)`` switches back
+        to eager."""
         if compile_kwargs.pop("off", False):
             self._compiled_force = None
             return self
         compiled = torch.compile(self.energy_force, fullgraph=True, **compile_kwargs)
+        self.compiled_widths = None
 
         def call(coord: torch.Tensor, nb: Neighbors):
+            with torch.no_grad():
+                widths = self.descriptor.live_widths(extend_coord(coord, nb), nb.nlist)
+            self.compiled_widths = grow_widths(self.compiled_widths, widths)
             for x in nb:
                 torch._dynamo.maybe_mark_dynamic(x, 1)
-            return compiled(coord, nb)
+            return compiled(coord, nb, self.compiled_widths)
 
         self._compiled_force = call
         return self

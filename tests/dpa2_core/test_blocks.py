@@ -137,3 +137,17 @@ def _to_torch(torch, tree):
         return type(tree)(_to_torch(torch, v) for v in tree)
     return torch.as_tensor(np.asarray(tree))
 
+
+
+@settings(max_examples=50, deadline=None)
+@given(st.lists(st.tuples(*(st.integers(1, 120),) * 3), min_size=1, max_size=6))
+def test_grow_widths_keeps_the_largest_bound_of_each_block(bounds):
+    """The running bound covers every structure seen and is one of their bounds."""
+    from dpa2_core.model.dpa2 import SlotWidths, grow_widths
+
+    seen = None
+    for b in bounds:
+        seen = grow_widths(seen, SlotWidths(*b))
+    assert seen == SlotWidths(*(max(col) for col in zip(*bounds, strict=True)))
+    plan = ((10, 8), (20, 12))
+    assert grow_widths(seen, SlotWidths(plan, 4, 4)) == SlotWidths(plan, 4, 4)

@@ -7,12 +7,14 @@ import pytest
 import torch
 from conftest import tiny_dict
 from torch_helpers import (
+    MATRIX,
     ext_inputs,
     one_thread,  # noqa: F401  (autouse fixture)
     structure,
     tiny_module,
 )
 
+import dpa2_core as dc
 from dpa2_torch import DescrptDPA2, EnergyModel
 
 
@@ -137,3 +139,29 @@ def test_compiled_force_training_matches_eager():
         for other in others:
             for x, y in zip(ref, other, strict=True):
                 torch.testing.assert_close(y, x, rtol=1e-12, atol=1e-14)
+
+
+def test_compiled_forces_cut_to_the_widest_bound_seen():
+    """compile_forces runs the program cut to the static slot bounds (silent statistics:
+    repinit and three-body are cut too) with eager's numbers; a structure needing fewer
+    slots keeps the bound, so the program is not recompiled for it."""
+    torch._dynamo.reset()
+    config = dc.DPA2Config.from_dict(MATRIX["three_body_strip_residual"])
+    params = dc.init_params(config, 2)
+    for block in ("repinit", "three_body", "repformer"):  # davg zero: cut slots are silent
+        params[block]["davg"] = np.zeros_like(params[block]["davg"])
+    model = EnergyModel(DescrptDPA2(config, params=params), {"neuron": (8, 8)}).eval()
+    frames = [tuple(torch.from_numpy(x) for x in structure("triclinic", 12, seed))
+              for seed in (1, 5)]
+    eager = [model(*f, virial=False) for f in frames]
+    model.compile_forces(backend="aot_eager")
+    widths = []
+    for f, ref in zip(frames, eager, strict=True):
+        out = model(*f, virial=False)
+        widths.append(model.compiled_widths)
+        for key in ("energy", "force"):
+            torch.testing.assert_close(out[key], ref[key], rtol=1e-12, atol=1e-13)
+    model.compile_forces(off=True)
+    nsel = (config.repinit.nsel, config.repinit.three_body_sel, config.repformer.nsel)
+    assert all(w < n for w, n in zip(widths[0], nsel, strict=True)), (widths, nsel)
+    assert all(b >= a for a, b in zip(*widths, strict=True)), widths

@@ -25,7 +25,8 @@ from .repformer import repformer
 from .repinit import repinit, silent_beyond, three_body
 from .type_embedding import type_embedding_table
 
-__all__ = ["descriptor", "DescriptorOutput", "live_width", "live_widths", "SlotWidths"]
+__all__ = ["descriptor", "DescriptorOutput", "grow_widths", "live_width", "live_widths",
+           "SlotWidths"]
 
 
 class DescriptorOutput(NamedTuple):
@@ -205,3 +206,17 @@ def live_widths(xp: Namespace, config: DPA2Config, params: dict, coord_ext: Arra
     if ri.use_three_body:
         w_3b = silent("three_body", bound(ri.three_body_rcut, ri.three_body_sel), 1)
     return SlotWidths(w_ri, w_3b, bound(rf.rcut, rf.nsel))
+
+
+def grow_widths(seen: SlotWidths | None, new: SlotWidths) -> SlotWidths:
+    """The larger of two one-block bounds, block by block (``seen`` None: ``new``).
+
+    A compiled program specialises on its bounds, so a caller that feeds it many
+    structures (MD, training) keeps the largest bound seen: it recompiles only when a
+    structure needs wider blocks, not each time one needs narrower ones. Any bound at or
+    above the slots in use gives the same numbers. Sorted-block plans are not merged:
+    ``new`` is returned when either holds one.
+    """
+    if seen is None or not all(isinstance(w, int) for w in (*seen, *new)):
+        return new
+    return SlotWidths(*(max(a, b) for a, b in zip(seen, new, strict=True)))
