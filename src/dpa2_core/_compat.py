@@ -136,7 +136,9 @@ def softmax(xp: Any, x: Array, extra: int = 0, extra_logit: float = 0.0) -> Arra
     torch gets its fused kernels (one pass forward and one backward instead of five
     elementwise ops each way over ``(nf, nloc, nh, S, S)``; with extra keys the
     normalisation is ``logaddexp(logsumexp(x), log(extra) + extra_logit)``); the same
-    formula, results equal to the last ulps. Every other namespace runs it as written.
+    formula, results equal to the last ulps. Every other namespace runs it as written;
+    under jax the max is a constant to autodiff (``stop_gradient``: the softmax does not
+    depend on it), so no argmax mask is built in the backward.
     """
     if array_api_compat.is_torch_namespace(xp):  # tensor methods: the core never imports torch
         if extra == 0:
@@ -146,6 +148,10 @@ def softmax(xp: Any, x: Array, extra: int = 0, extra_logit: float = 0.0) -> Arra
     m = xp.max(x, axis=-1, keepdims=True)
     if extra:  # the extra keys join the max, so their terms never overflow
         m = xp.where(m > extra_logit, m, xp.full_like(m, extra_logit))
+    if array_api_compat.is_jax_namespace(xp):
+        # the result does not depend on m: no gradient through the max (its argmax masks
+        # were full (nf, nloc, S, nh, S) passes of every attention backward)
+        m = sys.modules["jax"].lax.stop_gradient(m)
     e = xp.exp(x - m)
     total = xp.sum(e, axis=-1, keepdims=True)
     return e / (total + extra * xp.exp(extra_logit - m) if extra else total)

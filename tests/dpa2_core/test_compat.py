@@ -56,3 +56,24 @@ def test_muladd_broadcasts_like_the_formula():
     np.testing.assert_array_equal(muladd(np, a, b, c), want)
     got = muladd(xt, *(torch.from_numpy(v) for v in (a, b, c))).numpy()
     np.testing.assert_allclose(got, want, rtol=1e-15, atol=1e-15)
+
+
+def test_softmax_gradients_under_jax_match_the_formula():
+    """jax takes no gradient through the max (stop_gradient); the result does not depend
+    on it, so the gradient is the formula's, ties in the max included."""
+    jax = pytest.importorskip("jax")
+    jax.config.update("jax_enable_x64", True)
+    jnp = jax.numpy
+    x = np.random.default_rng(3).normal(0, 3, size=(4, 5, 6))
+    x[0, 0, :2] = x[0, 0].max() + 1.0  # a tie in the max
+    weight = np.arange(6.0)
+
+    def loss(v):
+        return jnp.sum(softmax(jnp, v, 7, -20.0) * weight)
+
+    got = np.asarray(jax.grad(loss)(jnp.asarray(x)))
+    xi = torch.from_numpy(x).requires_grad_(True)
+    e = xi.exp()
+    want = e / (e.sum(-1, keepdim=True) + 7 * np.exp(-20.0))
+    (g,) = torch.autograd.grad((want * torch.from_numpy(weight)).sum(), xi)
+    np.testing.assert_allclose(got, g.numpy(), rtol=1e-10, atol=1e-15)
