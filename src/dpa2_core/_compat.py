@@ -284,13 +284,20 @@ def _host_ints(x: Array) -> list[int]:
 
 def _block_end(widths: list[int], start: int, per_row: Any) -> int:
     """End of the block from ``start`` over ascending ``widths``: it grows while within the
-    element budget, and past :data:`MIN_BLOCK_ROWS` only within the width tolerance."""
-    for stop in range(start + 1, len(widths)):
+    element budget, and past :data:`MIN_BLOCK_ROWS` only within the width tolerance or to
+    take in a remainder of fewer than :data:`MIN_BLOCK_ROWS` centres."""
+    n = len(widths)
+    for stop in range(start + 1, n):
         fits = (stop + 1 - start) * per_row(widths[stop]) <= BLOCK_ELEMENTS
         close = widths[stop] <= widths[start] + WIDTH_TOLERANCE
-        if not fits or (stop - start >= MIN_BLOCK_ROWS and not close):
+        if not fits:
             return stop
-    return len(widths)
+        # a short remainder joins this block when it fits: a block of a few centres
+        # costs a whole block's dispatches
+        tail = n - stop < MIN_BLOCK_ROWS and (n - start) * per_row(widths[-1]) <= BLOCK_ELEMENTS
+        if stop - start >= MIN_BLOCK_ROWS and not close and not tail:
+            return stop
+    return n
 
 
 def take_rows(xp: Any, x: Array, rows: Array | None) -> Array:

@@ -34,6 +34,8 @@ def test_width_blocks_partition_the_centres(seed, nf, nloc, nslot, budget):
         assert len(r) == 1 or len(r) * 3 * width <= budget
     widths = [used[r].max() for r, _ in blocks]
     assert widths == sorted(widths)
+    if budget == 1 << 20:  # no split forced by the budget: no block of a few centres
+        assert len(blocks) == 1 or min(len(r) for r, _ in blocks) >= _compat.MIN_BLOCK_ROWS
 
 
 @settings(max_examples=80, deadline=None)
