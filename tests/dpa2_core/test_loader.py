@@ -13,7 +13,7 @@ from oracle import MODEL_DP, deepmd_call
 
 import dpa2_core as dc
 from dpa2_core.io import load_descriptor, load_model, model_kind
-from dpa2_core.io.loader import checkpoint_container
+from dpa2_core.io.kinds import checkpoint_container
 from dpa2_core.model.params import tree_paths
 
 CKPT = MODEL_DP.with_suffix(".ckpt.pt")

@@ -4,8 +4,8 @@ structures (ASE and deepmd-format systems) and deepmd-kit's npy training data.
 ``deepmd_reader`` / ``deepmd_writer`` (serialized ``DescrptDPA2`` dicts), ``deepmd_files``
 (``.dp``/``.yaml``/``.json``), ``deepmd_model`` (whole energy models), ``own_format``
 (our ``.npz``), ``deepmd_model_writer`` (whole models back into deepmd-kit:
-:func:`save_deepmd_model`), ``structures`` and ``npy_data``; ``loader`` (:func:`load_model`,
-:func:`model_kind`: every model file, recognised by content).
+:func:`save_deepmd_model`), ``structures`` and ``npy_data``; ``kinds`` (:func:`model_kind`:
+what a file is, from its content) and ``loader`` (:func:`load_model`: every model file).
 Depends on ``model`` and ``neighbors``.
 """
 
