@@ -287,14 +287,14 @@ def _block_end(widths: list[int], start: int, per_row: Any) -> int:
     element budget, and past :data:`MIN_BLOCK_ROWS` only within the width tolerance or to
     take in a remainder of fewer than :data:`MIN_BLOCK_ROWS` centres."""
     n = len(widths)
+    # a short remainder joins this block when all of it fits: a block of a few centres
+    # costs a whole block's dispatches
+    rest_fits = (n - start) * per_row(widths[-1]) <= BLOCK_ELEMENTS
     for stop in range(start + 1, n):
-        fits = (stop + 1 - start) * per_row(widths[stop]) <= BLOCK_ELEMENTS
-        close = widths[stop] <= widths[start] + WIDTH_TOLERANCE
-        if not fits:
+        if (stop + 1 - start) * per_row(widths[stop]) > BLOCK_ELEMENTS:
             return stop
-        # a short remainder joins this block when it fits: a block of a few centres
-        # costs a whole block's dispatches
-        tail = n - stop < MIN_BLOCK_ROWS and (n - start) * per_row(widths[-1]) <= BLOCK_ELEMENTS
+        close = widths[stop] <= widths[start] + WIDTH_TOLERANCE
+        tail = rest_fits and n - stop < MIN_BLOCK_ROWS
         if stop - start >= MIN_BLOCK_ROWS and not close and not tail:
             return stop
     return n

@@ -128,8 +128,8 @@ class DescrptDPA2(nn.Module):
         copy of the coordinates and the list): :func:`dpa2_core.model.dpa2.live_widths`,
         rounded up to ``multiple``. For ``forward(..., slot_widths=)`` under
         ``torch.compile``; it reads the statistics, so call it outside the compiled code."""
-        stats = {block: {"davg": to_numpy(getattr(self, block).davg)}
-                 for block in ("repinit", "three_body", "repformer") if hasattr(self, block)}
+        stats = {block: {"davg": to_numpy(getattr(self, block).davg)}  # what it reads
+                 for block in ("repinit", "three_body") if hasattr(self, block)}
         return live_widths(np, self.config, stats, to_numpy(coord_ext), to_numpy(nlist),
                            multiple)
 

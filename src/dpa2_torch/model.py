@@ -42,7 +42,7 @@ def _fitting_kind(trainable: bool) -> _tree.Kind:
 
 
 #: :meth:`EnergyModel.compile_forces` rounds its slot bounds up to multiples of this: in
-#: the shared water data (80 frames) bounds of 4 took 6 distinct values, of 8 took 2, so
+#: 80 frames of the shared water data (data_0) bounds of 4 took 6 values, of 8 took 2, so
 #: the running bound settles after one or two recompiles
 WIDTH_MULTIPLE = 8
 

@@ -15,6 +15,7 @@ from oracle import water_frames
 
 import dpa2_core as dc
 from dpa2_core import _compat
+from dpa2_core.model.dpa2 import SlotWidths, grow_widths
 
 
 @settings(max_examples=60, deadline=None)
@@ -140,13 +141,10 @@ def _to_torch(torch, tree):
     return torch.as_tensor(np.asarray(tree))
 
 
-
 @settings(max_examples=50, deadline=None)
 @given(st.lists(st.tuples(*(st.integers(1, 120),) * 3), min_size=1, max_size=6))
 def test_grow_widths_keeps_the_largest_bound_of_each_block(bounds):
     """The running bound covers every structure seen and is one of their bounds."""
-    from dpa2_core.model.dpa2 import SlotWidths, grow_widths
-
     seen = None
     for b in bounds:
         seen = grow_widths(seen, SlotWidths(*b))
